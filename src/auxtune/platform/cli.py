@@ -1,0 +1,54 @@
+"""The ``auxtune`` command line: one subcommand per module in ``auxtune.platform.commands``.
+
+Each command module exposes ``add_parser(subparsers)`` (registering its flags and
+``set_defaults(run=...)``) and keeps its heavy imports inside ``run`` so ``auxtune --help`` is fast.
+Any :class:`auxtune.errors.UserError` (a bad config value, a missing file, an unreachable server)
+becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from auxtune import __version__
+from auxtune.errors import USER_ERRORS
+
+#: Command modules, in the order ``auxtune --help`` lists them.
+COMMANDS = ("train", "evaluate", "data", "search", "compare", "ui")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auxtune",
+        description="Tune the weights of self-supervised auxiliary tasks for robust classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"auxtune {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"auxtune.platform.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"auxtune.platform.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as err:
+        print(f"auxtune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"auxtune {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
