@@ -140,6 +140,7 @@ class DataConfig:
     num_val: int = 1000
     num_test: int = 1000
     holdout: int = 1000  # images of the training split kept out for meta-validation (holdout protocol)
+    c_images_per_block: int = 0  # corrupted evaluation uses the first K images of each block; 0 = all
     augment: bool = True  # random crop (pad 4) and horizontal flip on the main task's batch
     seed: int = 0  # synthetic generation seed (independent of the training seed)
 
@@ -151,6 +152,7 @@ class DataConfig:
         for name in ("num_train", "num_val", "num_test"):
             check(getattr(self, name) >= 1, f"data.{name} = {getattr(self, name)} must be >= 1")
         check(self.holdout >= 0, f"data.holdout = {self.holdout} must be >= 0")
+        check(self.c_images_per_block >= 0, "data.c_images_per_block must be >= 0 (0 = all)")
 
 
 @dataclass(frozen=True)
