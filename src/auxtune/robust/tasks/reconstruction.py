@@ -1,0 +1,28 @@
+"""Reconstruction (autoencoding): predict the input image from its feature vector."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from auxtune.robust.config import TasksConfig
+from auxtune.robust.tasks.base import AuxTask, register_task
+from auxtune.robust.tasks.decoders import ConvDecoder
+
+
+@register_task
+class ReconstructionTask(AuxTask):
+    name = "reconstruction"
+
+    def __init__(self, num_features: int, cfg: TasksConfig) -> None:
+        super().__init__(num_features, cfg)
+        self.decoder = ConvDecoder(num_features, 3, cfg.decoder_width)
+
+    def make_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return images, images
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(features))
+
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(prediction.float(), target.float())

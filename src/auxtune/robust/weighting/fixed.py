@@ -1,0 +1,21 @@
+"""Fixed lambdas: the baseline every search strategy starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from auxtune.robust.weighting.base import StepContext, Weighting, register_weighting, weighted_sum
+
+
+@register_weighting
+class FixedWeighting(Weighting):
+    """Constant lambdas from the config: one backward pass of the weighted loss."""
+
+    name = "fixed"
+
+    def backward(self, losses: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, Any]:
+        weighted_sum(losses, self.lambdas).backward()
+        return self.lambda_metrics()
