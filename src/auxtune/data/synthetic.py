@@ -165,24 +165,38 @@ def _hsv_colour(rng: np.random.Generator, value: Array) -> Array:
     hue = rng.random((len(value), 1))
     sat = rng.uniform(0.0, 1.0, (len(value), 1))
     pure = np.clip(np.abs((hue * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
-    return value[:, None] * (1 - sat + sat * pure)
+    return (value[:, None] * (1 - sat + sat * pure)).astype(np.float32)
+
+
+def _uniform(rng: np.random.Generator, lo: float, hi: float, n: int) -> Array:
+    """(n, 1, 1) float32 per-image parameters, broadcastable over an image."""
+    return rng.uniform(lo, hi, (n, 1, 1)).astype(np.float32)
 
 
 def _waves(rng: np.random.Generator, n: int, x: Array, y: Array, freq: tuple[float, float]) -> Array:
     """Smooth random texture in about [-1, 1]: a sum of two plane waves per image, (n, SIZE, SIZE)."""
     out = np.zeros((n, SIZE, SIZE), np.float32)
     for _ in range(2):
-        angle = rng.uniform(0, 2 * np.pi, (n, 1, 1))
-        f = rng.uniform(*freq, (n, 1, 1))
-        phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
+        angle, phase = _uniform(rng, 0, 2 * np.pi, n), _uniform(rng, 0, 2 * np.pi, n)
+        f = _uniform(rng, *freq, n)
         out += 0.5 * np.sin(f * (x * np.cos(angle) + y * np.sin(angle)) + phase)
     return out
+
+
+def _clutter(rng: np.random.Generator, n: int, x: Array, y: Array) -> Array:
+    """Coverage of one short random stroke per image, in about half of the images: (n, SIZE, SIZE)."""
+    a = (_uniform(rng, -1, 1, n), _uniform(rng, -1, 1, n))
+    length, angle = _uniform(rng, 0.2, 0.7, n), _uniform(rng, 0, 2 * np.pi, n)
+    b = (a[0] + length * np.cos(angle), a[1] + length * np.sin(angle))
+    d = _segment(x, y, a, b, _uniform(rng, 0.03, 0.08, n))
+    present = (rng.random(n) < 0.5)[:, None, None]
+    return np.where(present, np.clip(0.5 - d * SIZE / 2, 0, 1), 0).astype(np.float32)
 
 
 def _coverage(labels: Array, rng: np.random.Generator, x: Array, y: Array) -> Array:
     """Anti-aliased shape masks in [0, 1], (n, SIZE, SIZE), under random similarity transforms."""
     n = len(labels)
-    col = lambda lo, hi: rng.uniform(lo, hi, (n, 1, 1)).astype(np.float32)  # noqa: E731
+    col = lambda lo, hi: _uniform(rng, lo, hi, n)  # noqa: E731
     scale, stretch = col(0.6, 0.9), col(0.85, 1.15)  # glyph half-size / image half-size; x/y aspect
     angle = np.deg2rad(col(-12, 12))  # small tilts only: the shapes stay upright
     room = 1.0 - 0.9 * scale
@@ -207,7 +221,7 @@ def _coverage(labels: Array, rng: np.random.Generator, x: Array, y: Array) -> Ar
 
 
 def _paint(mask: Array, rng: np.random.Generator, x: Array, y: Array) -> Array:
-    """Colour, texture and noise around the masks: float (n, SIZE, SIZE, 3) in [0, 1]."""
+    """Colour, texture, clutter and noise around the masks: float (n, SIZE, SIZE, 3) in [0, 1]."""
     n = len(mask)
     bg_value = rng.uniform(0.1, 0.9, n)
     gap = rng.uniform(0.35, 0.65, n)  # brightness contrast; the shape is brighter or darker
@@ -215,12 +229,15 @@ def _paint(mask: Array, rng: np.random.Generator, x: Array, y: Array) -> Array:
     up = np.where(bg_value + gap > 1.0, False, np.where(bg_value - gap < 0.0, True, up))
     fg_value = np.clip(np.where(up, bg_value + gap, bg_value - gap), 0.0, 1.0)
     bg, fg = _hsv_colour(rng, bg_value), _hsv_colour(rng, fg_value)
-    bg_tex = rng.uniform(0.0, 0.15, (n, 1, 1)) * _waves(rng, n, x, y, (1.0, 4.0))
-    fg_tex = rng.uniform(0.0, 0.15, (n, 1, 1)) * _waves(rng, n, x, y, (4.0, 12.0))
-    background = bg[:, None, None, :] * (1 + bg_tex[..., None])
-    foreground = fg[:, None, None, :] * (1 + fg_tex[..., None])
-    image = background + mask[..., None] * (foreground - background)
-    image += rng.normal(0.0, rng.uniform(0.0, 0.04, (n, 1, 1, 1)), image.shape)
+    clutter_colour = _hsv_colour(rng, rng.uniform(0.0, 1.0, n))
+    bg_tex = _uniform(rng, 0.0, 0.15, n) * _waves(rng, n, x, y, (1.0, 4.0))
+    fg_tex = _uniform(rng, 0.0, 0.15, n) * _waves(rng, n, x, y, (4.0, 12.0))
+    image = bg[:, None, None, :] * (1 + bg_tex[..., None])
+    for cover, colour in ((_clutter(rng, n, x, y), clutter_colour), (mask, fg)):
+        layer = colour[:, None, None, :] * (1 + fg_tex[..., None])
+        image += cover[..., None] * (layer - image)
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    image += _uniform(rng, 0.0, 0.04, n)[..., None] * noise
     return np.clip(image, 0.0, 1.0)
 
 
