@@ -112,8 +112,8 @@ def _letter_l(u: Array, v: Array, t: Array) -> Array:
 
 
 def _letter_f(u: Array, v: Array, t: Array) -> Array:
-    stem = _vbar(u, v, -0.45, -0.85, 0.8, t)
-    return np.minimum(stem, np.minimum(_hbar(u, v, -0.45, 0.6, 0.8, t), _hbar(u, v, -0.45, 0.3, 0.0, t)))
+    bars = np.minimum(_hbar(u, v, -0.45, 0.6, 0.8, t), _hbar(u, v, -0.45, 0.3, 0.0, t))
+    return np.minimum(_vbar(u, v, -0.45, -0.85, 0.8, t), bars)
 
 
 def _letter_e(u: Array, v: Array, t: Array) -> Array:
@@ -173,8 +173,10 @@ def _uniform(rng: np.random.Generator, lo: float, hi: float, n: int) -> Array:
     return rng.uniform(lo, hi, (n, 1, 1)).astype(np.float32)
 
 
-def _waves(rng: np.random.Generator, n: int, x: Array, y: Array, freq: tuple[float, float]) -> Array:
-    """Smooth random texture in about [-1, 1]: a sum of two plane waves per image, (n, SIZE, SIZE)."""
+def _waves(
+    rng: np.random.Generator, n: int, x: Array, y: Array, freq: tuple[float, float]
+) -> Array:
+    """Smooth texture in about [-1, 1]: two plane waves per image, (n, SIZE, SIZE)."""
     out = np.zeros((n, SIZE, SIZE), np.float32)
     for _ in range(2):
         angle, phase = _uniform(rng, 0, 2 * np.pi, n), _uniform(rng, 0, 2 * np.pi, n)
@@ -184,7 +186,7 @@ def _waves(rng: np.random.Generator, n: int, x: Array, y: Array, freq: tuple[flo
 
 
 def _clutter(rng: np.random.Generator, n: int, x: Array, y: Array) -> Array:
-    """Coverage of one short random stroke per image, in about half of the images: (n, SIZE, SIZE)."""
+    """Coverage of one short random stroke in about half of the images: (n, SIZE, SIZE)."""
     a = (_uniform(rng, -1, 1, n), _uniform(rng, -1, 1, n))
     length, angle = _uniform(rng, 0.2, 0.7, n), _uniform(rng, 0, 2 * np.pi, n)
     b = (a[0] + length * np.cos(angle), a[1] + length * np.sin(angle))
