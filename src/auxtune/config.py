@@ -38,7 +38,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}".replace("\n", " ")) from err
+        raise ConfigError(
+            f"config file {path} is not valid YAML: {err}".replace("\n", " ")
+        ) from err
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
@@ -54,7 +56,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. optim.lr=0.05)")
+            raise ConfigError(
+                f"override {item!r} is not of the form key=value (e.g. optim.lr=0.05)"
+            )
         node = result
         *parents, leaf = key.strip().split(".")
         for part in parents:
@@ -132,7 +136,9 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
                 return _coerce(option, value, path)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{path} = {value!r} has the wrong type")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{path} = {value!r} has the wrong type"
+        )
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)
     if origin is tuple:
@@ -143,9 +149,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path} must be a mapping, got {value!r}")
         key_t, val_t = args or (Any, Any)
-        return {
-            _coerce(key_t, k, path): _coerce(val_t, v, f"{path}.{k}") for k, v in value.items()
-        }
+        return {_coerce(key_t, k, path): _coerce(val_t, v, f"{path}.{k}") for k, v in value.items()}
     return _scalar(tp, value, path)
 
 

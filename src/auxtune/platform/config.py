@@ -39,7 +39,9 @@ class SearchConfig:
     perturbation_interval: int = 1  # epochs between PBT/PB2 exploit/explore decisions
     grace_period: int = 1  # epochs before ASHA may stop a trial
     reduction_factor: int = 2  # ASHA keeps 1/reduction_factor of trials at each rung
-    metric: str = "val_corrupt_accuracy"  # what searches maximise (leak-free: extra corruptions on val)
+    metric: str = (
+        "val_corrupt_accuracy"  # what searches maximise (leak-free: extra corruptions on val)
+    )
     max_concurrent: int = 0  # trials at once; 0 = as many as the resources allow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions share a GPU, e.g. 0.25
@@ -53,7 +55,9 @@ class SearchConfig:
             " (the lambda range is empty or inverted)",
         )
         check(len(self.grid) > 0, "search.grid must list at least one lambda value")
-        check(all(v >= 0 for v in self.grid), f"search.grid = {list(self.grid)} has a negative lambda")
+        check(
+            all(v >= 0 for v in self.grid), f"search.grid = {list(self.grid)} has a negative lambda"
+        )
         check(
             0 < self.meta_lr_low < self.meta_lr_high,
             f"search.meta_lr_low/high = {self.meta_lr_low}/{self.meta_lr_high} must satisfy 0 < low < high",
@@ -63,7 +67,9 @@ class SearchConfig:
         check(self.reduction_factor >= 2, "search.reduction_factor must be >= 2")
         check(self.max_concurrent >= 0, "search.max_concurrent must be >= 0")
         check(self.cpus_per_trial > 0, f"search.cpus_per_trial = {self.cpus_per_trial} must be > 0")
-        check(self.gpus_per_trial >= 0, f"search.gpus_per_trial = {self.gpus_per_trial} must be >= 0")
+        check(
+            self.gpus_per_trial >= 0, f"search.gpus_per_trial = {self.gpus_per_trial} must be >= 0"
+        )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
         self.dropout = dropout
         self.shortcut = (
-            None if in_ch == out_ch and stride == 1 else nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)
+            None
+            if in_ch == out_ch and stride == 1
+            else nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

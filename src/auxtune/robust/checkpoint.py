@@ -21,7 +21,11 @@ FORMAT = 1
 
 def versions() -> dict[str, str]:
     """Library versions recorded with every checkpoint and run."""
-    return {"auxtune": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
+    return {
+        "auxtune": __version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+    }
 
 
 def checkpoint_dict(trainer: Any) -> dict[str, Any]:
@@ -58,7 +62,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"checkpoint {path} is not an auxtune checkpoint: {err}".splitlines()[0]) from err
+        raise ValueError(
+            f"checkpoint {path} is not an auxtune checkpoint: {err}".splitlines()[0]
+        ) from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} is not an auxtune checkpoint (format {FORMAT})")
     return data

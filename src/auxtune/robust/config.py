@@ -53,7 +53,9 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    batch_size: int = 128  # images per step; each auxiliary task sees its own view of the same batch
+    batch_size: int = (
+        128  # images per step; each auxiliary task sees its own view of the same batch
+    )
     epochs: int = 10
 
     def __post_init__(self) -> None:
@@ -70,7 +72,9 @@ class TasksConfig:
     """Which self-supervised heads to train, and the knobs their transforms take."""
 
     names: tuple[str, ...] = ("rotation",)
-    blur_sigma: float = 1.0  # pixels; blurred reconstruction's Gaussian (the original's 7/255 px was a no-op)
+    blur_sigma: float = (
+        1.0  # pixels; blurred reconstruction's Gaussian (the original's 7/255 px was a no-op)
+    )
     decoder_width: int = 256  # first channel count of the 256-128-64 transposed-conv decoders
 
     def __post_init__(self) -> None:
@@ -101,6 +105,9 @@ class WeightingConfig:
     lambda_max: float | None = None  # upper clamp of lambda (lower clamp is always 0)
     meta_batch_size: int = 25  # images of each meta-validation batch
     protocol: Literal["holdout", "paper"] = "holdout"  # where meta-validation images come from
+    # meta's lookahead psi': "sgd" is the paper's psi - alpha*grad; "nesterov" is the optimizer's
+    # actual next step (momentum buffer and weight decay included; scales the hypergradient by 1+mu)
+    lookahead: Literal["sgd", "nesterov"] = "sgd"
 
     def __post_init__(self) -> None:
         check(
@@ -115,13 +122,19 @@ class WeightingConfig:
             )
             check(value >= 0, f"weighting.lambdas.{task} = {value} must be >= 0")
         check(self.meta_lr > 0, f"weighting.meta_lr = {self.meta_lr} must be > 0")
-        check(self.warmup_epochs >= 0, f"weighting.warmup_epochs = {self.warmup_epochs} must be >= 0")
+        check(
+            self.warmup_epochs >= 0, f"weighting.warmup_epochs = {self.warmup_epochs} must be >= 0"
+        )
         check(self.update_every >= 1, f"weighting.update_every = {self.update_every} must be >= 1")
         check(
             self.lambda_max is None or self.lambda_max > 0,
             f"weighting.lambda_max = {self.lambda_max} must be > 0 (or null for no upper bound)",
         )
         check(self.meta_batch_size >= 1, "weighting.meta_batch_size must be >= 1")
+        check(
+            self.lookahead in ("sgd", "nesterov"),
+            f"weighting.lookahead = {self.lookahead!r}; choose sgd or nesterov",
+        )
 
     def initial_lambdas(self, tasks: tuple[str, ...]) -> dict[str, float]:
         """The starting lambda of each task in ``tasks``."""
@@ -139,8 +152,12 @@ class DataConfig:
     num_train: int = 5000  # synthetic only: images per split
     num_val: int = 1000
     num_test: int = 1000
-    holdout: int = 1000  # images of the training split kept out for meta-validation (holdout protocol)
-    c_images_per_block: int = 0  # corrupted evaluation uses the first K images of each block; 0 = all
+    holdout: int = (
+        1000  # images of the training split kept out for meta-validation (holdout protocol)
+    )
+    c_images_per_block: int = (
+        0  # corrupted evaluation uses the first K images of each block; 0 = all
+    )
     augment: bool = True  # random crop (pad 4) and horizontal flip on the main task's batch
     seed: int = 0  # synthetic generation seed (independent of the training seed)
 

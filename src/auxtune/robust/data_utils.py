@@ -12,7 +12,9 @@ PAD = 4  # random-crop padding in pixels (the standard CIFAR augmentation)
 
 def as_tensor(array: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """numpy or torch -> torch tensor on ``device`` (no copy when already there)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
+    tensor = (
+        torch.from_numpy(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
+    )
     return tensor.to(device)
 
 

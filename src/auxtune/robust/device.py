@@ -17,7 +17,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"runtime.device = {name!r} but CUDA is not available; use runtime.device=auto")
+        raise ValueError(
+            f"runtime.device = {name!r} but CUDA is not available; use runtime.device=auto"
+        )
     return device
 
 

@@ -100,7 +100,9 @@ class Trainer:
 
     # -- training ---------------------------------------------------------------------------
 
-    def train_epoch(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, float]:
+    def train_epoch(
+        self, on_step: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, float]:
         """Run one epoch; return epoch means of the losses, the final lambdas and throughput."""
         self.model.train()
         sums: dict[str, Any] = {}
@@ -137,7 +139,9 @@ class Trainer:
         self.step += 1
         return metrics
 
-    def _meta_batch_getter(self, step: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor]] | None:
+    def _meta_batch_getter(
+        self, step: int
+    ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]] | None:
         source = self.meta_source
         if source is None:
             return None
@@ -145,7 +149,9 @@ class Trainer:
         def get() -> tuple[torch.Tensor, torch.Tensor]:
             images, labels = source.batch(step)
             x = to_model_input(as_tensor(images, self.device))
-            return x.contiguous(memory_format=self.memory_format), as_tensor(labels, self.device).long()
+            return x.contiguous(memory_format=self.memory_format), as_tensor(
+                labels, self.device
+            ).long()
 
         return get
 
@@ -154,9 +160,7 @@ class Trainer:
     ) -> dict[str, float]:
         steps = max(self.steps_per_epoch, 1)
         # lambdas are state: report where they ended; everything else is an epoch mean
-        result = {
-            k: float(last[k] if k.startswith("lambda/") else sums[k] / steps) for k in sums
-        }
+        result = {k: float(last[k] if k.startswith("lambda/") else sums[k] / steps) for k in sums}
         main = result.get("loss/main", 0.0)
         if not math.isfinite(main):
             raise DivergenceError(
@@ -179,9 +183,13 @@ class Trainer:
     @torch.no_grad()
     def predict(self, images: np.ndarray | torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Predicted classes of uint8 (N, 32, 32, 3) images (eval mode, batched)."""
-        return predict(self.model, images, self.device, batch_size, self.autocast, self.memory_format)
+        return predict(
+            self.model, images, self.device, batch_size, self.autocast, self.memory_format
+        )
 
-    def evaluate(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
+    def evaluate(
+        self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor
+    ) -> float:
         """Clean accuracy in [0, 1]."""
         predicted = self.predict(images)
         return float((predicted == as_tensor(labels, predicted.device).long()).float().mean())

@@ -1,7 +1,7 @@
 """The math of one training step: named losses, then the weighting's backward, then the update.
 
-    losses = {"main": CE(f(x), y), task: L_task(head(f(T_task(x))), target) for each task}
-    L = losses["main"] + sum_i lambda_i * losses[task_i]     (weighting.weighted_sum)
+losses = {"main": CE(f(x), y), task: L_task(head(f(T_task(x))), target) for each task}
+L = losses["main"] + sum_i lambda_i * losses[task_i]     (weighting.weighted_sum)
 """
 
 from __future__ import annotations

@@ -82,7 +82,9 @@ class ClassificationTask(AuxTask):
 
 
 def select_per_image(
-    images: torch.Tensor, labels: torch.Tensor, transforms: list[Callable[[torch.Tensor], torch.Tensor]]
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    transforms: list[Callable[[torch.Tensor], torch.Tensor]],
 ) -> torch.Tensor:
     """Apply transform ``labels[i]`` to image i: each transform runs once on the images that need it."""
     out = torch.empty_like(images)

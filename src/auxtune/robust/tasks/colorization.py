@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from auxtune.robust.config import TasksConfig
@@ -59,4 +58,6 @@ class ColorizationTask(AuxTask):
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         a_logits, b_logits = prediction.float().split(NUM_BINS, dim=1)
-        return (F.cross_entropy(a_logits, target[:, 0]) + F.cross_entropy(b_logits, target[:, 1])) / 2
+        return (
+            F.cross_entropy(a_logits, target[:, 0]) + F.cross_entropy(b_logits, target[:, 1])
+        ) / 2

@@ -8,7 +8,11 @@ from torch import nn
 
 def _up(in_ch: int, out_ch: int) -> list[nn.Module]:
     # kernel 4, stride 2, padding 1 doubles the spatial size exactly
-    return [nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU()]
+    return [
+        nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(),
+    ]
 
 
 class ConvDecoder(nn.Module):
