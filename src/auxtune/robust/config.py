@@ -53,9 +53,8 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    batch_size: int = (
-        128  # images per step; each auxiliary task sees its own view of the same batch
-    )
+    # images per step; each auxiliary task sees its own view of the same batch
+    batch_size: int = 128
     epochs: int = 10
 
     def __post_init__(self) -> None:
@@ -72,9 +71,8 @@ class TasksConfig:
     """Which self-supervised heads to train, and the knobs their transforms take."""
 
     names: tuple[str, ...] = ("rotation",)
-    blur_sigma: float = (
-        1.0  # pixels; blurred reconstruction's Gaussian (the original's 7/255 px was a no-op)
-    )
+    # pixels; blurred reconstruction's Gaussian (the original's 7/255 px was a no-op)
+    blur_sigma: float = 1.0
     decoder_width: int = 256  # first channel count of the 256-128-64 transposed-conv decoders
 
     def __post_init__(self) -> None:
@@ -152,12 +150,10 @@ class DataConfig:
     num_train: int = 5000  # synthetic only: images per split
     num_val: int = 1000
     num_test: int = 1000
-    holdout: int = (
-        1000  # images of the training split kept out for meta-validation (holdout protocol)
-    )
-    c_images_per_block: int = (
-        0  # corrupted evaluation uses the first K images of each block; 0 = all
-    )
+    # images of the training split kept out for meta-validation (holdout protocol)
+    holdout: int = 1000
+    # corrupted evaluation uses the first K images of each block; 0 = all
+    c_images_per_block: int = 0
     augment: bool = True  # random crop (pad 4) and horizontal flip on the main task's batch
     seed: int = 0  # synthetic generation seed (independent of the training seed)
 

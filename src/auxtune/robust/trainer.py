@@ -149,9 +149,8 @@ class Trainer:
         def get() -> tuple[torch.Tensor, torch.Tensor]:
             images, labels = source.batch(step)
             x = to_model_input(as_tensor(images, self.device))
-            return x.contiguous(memory_format=self.memory_format), as_tensor(
-                labels, self.device
-            ).long()
+            y = as_tensor(labels, self.device).long()
+            return x.contiguous(memory_format=self.memory_format), y
 
         return get
 
