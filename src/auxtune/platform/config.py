@@ -39,9 +39,8 @@ class SearchConfig:
     perturbation_interval: int = 1  # epochs between PBT/PB2 exploit/explore decisions
     grace_period: int = 1  # epochs before ASHA may stop a trial
     reduction_factor: int = 2  # ASHA keeps 1/reduction_factor of trials at each rung
-    metric: str = (
-        "val_corrupt_accuracy"  # what searches maximise (leak-free: extra corruptions on val)
-    )
+    # what searches maximise (leak-free: the val split under the 4 extra corruptions)
+    metric: str = "val_corrupt_accuracy"
     max_concurrent: int = 0  # trials at once; 0 = as many as the resources allow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions share a GPU, e.g. 0.25
