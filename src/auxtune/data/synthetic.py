@@ -42,12 +42,13 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 )
 
 Array = np.ndarray
+Num = float | np.ndarray  # a constant, or per-image values broadcast as (n, 1, 1)
 Shape = Callable[[Array, Array, Array], Array]  # (u, v, half stroke width) -> signed distance
 
 
 # ----------------------------------------------------------------------------- SDF primitives
-def _box(u: Array, v: Array, x0: float, x1: float, y0: Array | float, y1: Array | float) -> Array:
-    qx = np.abs(u - (x0 + x1) / 2) - (x1 - x0) / 2
+def _box(u: Array, v: Array, x0: Num, x1: Num, y0: Num, y1: Num) -> Array:
+    qx = np.abs(u - np.add(x0, x1) / 2) - np.subtract(x1, x0) / 2
     qy = np.abs(v - np.add(y0, y1) / 2) - np.subtract(y1, y0) / 2
     outside = np.hypot(np.maximum(qx, 0), np.maximum(qy, 0))
     return outside + np.minimum(np.maximum(qx, qy), 0)
@@ -62,11 +63,11 @@ def _vbar(u: Array, v: Array, x: float, y0: float, y1: float, t: Array) -> Array
     return _box(u, v, x - t, x + t, y0, y1)
 
 
-def _disk(u: Array, v: Array, cx: float, cy: float, r: Array | float) -> Array:
+def _disk(u: Array, v: Array, cx: float, cy: float, r: Num) -> Array:
     return np.hypot(u - cx, v - cy) - r
 
 
-def _segment(u: Array, v: Array, a: tuple[float, float], b: tuple[float, float], t: Array) -> Array:
+def _segment(u: Array, v: Array, a: tuple[Num, Num], b: tuple[Num, Num], t: Num) -> Array:
     ax, ay = a
     dx, dy = b[0] - ax, b[1] - ay
     h = np.clip(((u - ax) * dx + (v - ay) * dy) / (dx * dx + dy * dy), 0, 1)
@@ -112,12 +113,14 @@ def _letter_l(u: Array, v: Array, t: Array) -> Array:
 
 
 def _letter_f(u: Array, v: Array, t: Array) -> Array:
-    bars = np.minimum(_hbar(u, v, -0.45, 0.6, 0.8, t), _hbar(u, v, -0.45, 0.3, 0.0, t))
+    bars = np.minimum(_hbar(u, v, -0.45, 0.5, 0.8, t), _hbar(u, v, -0.45, 0.3, 0.0, t))
     return np.minimum(_vbar(u, v, -0.45, -0.85, 0.8, t), bars)
 
 
 def _letter_e(u: Array, v: Array, t: Array) -> Array:
-    return np.minimum(_letter_f(u, v, t), _hbar(u, v, -0.45, 0.6, -0.85, t))
+    # the bottom bar is the longest: an E mirrored top-to-bottom must not look like an E, or
+    # a horizontal flip (an augmentation) would be indistinguishable from a 180-degree rotation
+    return np.minimum(_letter_f(u, v, t), _hbar(u, v, -0.45, 0.7, -0.85, t))
 
 
 def _bar_pyramid(u: Array, v: Array, t: Array) -> Array:

@@ -1,0 +1,155 @@
+"""Write a corrupted test set in the released CIFAR-C layout for any base test set.
+
+Every (corruption, severity) block is drawn with its own seed derived from ``seed``, the
+corruption's name and the severity, so a subset of corruptions reproduces the full run's blocks.
+Each file is written atomically and ``manifest.json`` last: a directory without a manifest is an
+interrupted run, and the manifest records how the set was made (the released sets cannot be
+regenerated: the original script was never seeded).
+
+    >>> import tempfile
+    >>> from auxtune.data.synthetic import make_synthetic
+    >>> images, labels = make_synthetic(10, seed=0)
+    >>> out = make_c(images, labels, tempfile.mkdtemp(), corruptions=["fog"], progress=False)
+    >>> sorted(p.name for p in out.iterdir())
+    ['fog.npy', 'labels.npy', 'manifest.json']
+"""
+
+from __future__ import annotations
+
+import datetime
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import auxtune
+from auxtune.data.cifar_c import (
+    IMAGE_SHAPE,
+    MANIFEST_FILE,
+    SEVERITIES,
+    write_corruption,
+    write_labels,
+    write_manifest,
+)
+from auxtune.errors import DataError
+
+FORMATS = ("npy", "parquet")
+MANIFEST_FORMAT = "auxtune-cifar-c/1"
+
+
+def block_seed(seed: int, corruption: str, severity: int) -> int:
+    """The seed of one (corruption, severity) block: independent of which others are made."""
+    entropy = [seed, zlib.crc32(corruption.encode()), severity]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def check_corruptions(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` validated against the corruption registry (unknown ones raise DataError)."""
+    from auxtune.data.corruptions import CORRUPTIONS
+
+    unknown = [n for n in names if n not in CORRUPTIONS]
+    if unknown or not names:
+        problem = f"unknown corruption {unknown[0]!r}" if unknown else "no corruption given"
+        raise DataError(f"{problem}; valid corruptions: {', '.join(CORRUPTIONS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def make_c(
+    images: np.ndarray,
+    labels: np.ndarray,
+    out_dir: str | Path,
+    *,
+    corruptions: Sequence[str] | None = None,
+    seed: int = 0,
+    fmt: str = "npy",
+    progress: bool = True,
+    base: str = "custom",
+) -> Path:
+    """Corrupt uint8 ``images`` (n, 32, 32, 3) at severities 1..5 and write them under ``out_dir``.
+
+    ``corruptions`` defaults to all 19 (the 15 standard and the 4 extra). ``fmt="parquet"`` writes
+    through :func:`auxtune.data.parquet.write_parquet_from_arrays` instead of ``.npy`` files.
+    ``base`` names the base test set in the manifest. Returns ``out_dir`` as a Path.
+    """
+    from tqdm.auto import tqdm
+
+    from auxtune.data.corruptions import CORRUPTIONS, corrupt
+
+    names = check_corruptions(CORRUPTIONS if corruptions is None else corruptions)
+    images, labels = _check_base(images, labels)
+    if fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST_FILE).unlink(missing_ok=True)  # until the new one lands, the set is incomplete
+    n = len(images)
+    if fmt == "npy":
+        write_labels(out, labels)
+    with tqdm(total=len(names) * len(SEVERITIES), disable=not progress, unit="block") as bar:
+        for name in names:
+            blocks = np.empty((len(SEVERITIES) * n, *IMAGE_SHAPE), np.uint8)
+            for severity in SEVERITIES:
+                bar.set_description(f"{name} s{severity}")
+                start = (severity - 1) * n
+                blocks[start : start + n] = corrupt(
+                    images, name, severity, seed=block_seed(seed, name, severity)
+                )
+                bar.update()
+            _write(out, fmt, name, blocks, labels)
+    write_manifest(out, _manifest(names, seed, fmt, base, n))
+    return out
+
+
+def _check_base(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"base images are {images.dtype} {images.shape}; need uint8 (n, 32, 32, 3)")
+    if len(images) == 0 or labels.shape != (len(images),) or labels.dtype.kind not in "iu":
+        raise DataError(
+            f"base labels are {labels.dtype} {labels.shape}; need integers ({len(images)},), "
+            "one per image, and at least one image"
+        )
+    return images, labels.astype(np.int64)
+
+
+def _write(out: Path, fmt: str, name: str, blocks: np.ndarray, labels: np.ndarray) -> None:
+    if fmt == "npy":
+        write_corruption(out, name, blocks)
+        return
+    from auxtune.data.parquet import write_parquet_from_arrays
+
+    n = len(labels)
+    severities = np.repeat(np.array(SEVERITIES, np.int64), n)
+    write_parquet_from_arrays(out, name, blocks, np.tile(labels, len(SEVERITIES)), severities)
+
+
+def _manifest(names: tuple[str, ...], seed: int, fmt: str, base: str, n: int) -> dict[str, Any]:
+    import torch
+
+    return {
+        "format": MANIFEST_FORMAT,
+        "file_format": fmt,
+        "base_dataset": base,
+        "n": n,
+        "severities": list(SEVERITIES),
+        "corruptions": list(names),
+        "seed": seed,
+        "block_seeds": {c: {str(s): block_seed(seed, c, s) for s in SEVERITIES} for c in names},
+        "parameters": _parameters(names),
+        "auxtune_version": auxtune.__version__,
+        "numpy_version": np.__version__,
+        "torch_version": torch.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _parameters(names: tuple[str, ...]) -> dict[str, Any]:
+    """Per-corruption, per-severity parameters, as the corruption registry reports them."""
+    from auxtune.data import corruptions
+
+    describe = getattr(corruptions, "corruption_parameters", None)
+    if describe is None:
+        return {}
+    return {c: {str(s): describe(c, s) for s in SEVERITIES} for c in names}
