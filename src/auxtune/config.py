@@ -140,7 +140,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
             errors[0] if len(errors) == 1 else f"{path} = {value!r} has the wrong type"
         )
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
+        return from_dict(typing.cast(type, tp), value, path)
     if origin is tuple:
         items = _as_list(value, path)
         item_type = args[0] if args else Any

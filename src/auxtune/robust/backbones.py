@@ -53,6 +53,9 @@ class BasicBlock(nn.Module):
 class WideResNet(nn.Module):
     """WRN-depth-widen_factor backbone; ``forward_features`` returns the pooled feature vector."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self, depth: int = 16, widen_factor: int = 2, dropout: float = 0.0, base_width: int = 16
     ) -> None:

@@ -74,7 +74,7 @@ class Trainer:
         self.memory_format = memory_format(self.device, cfg.runtime)
         self.autocast = autocast_factory(self.device, cfg.runtime)
         self.model = MultiHeadNet(cfg.model, cfg.tasks, num_classes)
-        self.model.to(self.device, memory_format=self.memory_format)
+        self.model.to(self.device).to(memory_format=self.memory_format)
         if cfg.runtime.compile:
             self.model.backbone.compile()
         self.steps_per_epoch = steps_per_epoch(len(self.images), cfg.optim.batch_size)
@@ -170,7 +170,7 @@ class Trainer:
         result.update(
             {
                 "epoch": float(self.epoch + 1),
-                "lr": self.scheduler.get_last_lr()[0],
+                "lr": float(self.scheduler.get_last_lr()[0]),
                 "time/epoch_s": seconds,
                 "images_per_s": images / max(seconds, 1e-9),
             }

@@ -52,8 +52,12 @@ def run(args: argparse.Namespace) -> int:
             leave=False,
             unit="step",
         )
+
+        def tick(_metrics: dict[str, Any], bar: Any = bar) -> None:
+            bar.update()
+
         try:
-            metrics = trainer.train_epoch(on_step=lambda _m, bar=bar: bar.update())
+            metrics = trainer.train_epoch(on_step=tick)
         except DivergenceError as err:
             raise UserError(str(err)) from err
         finally:

@@ -8,7 +8,7 @@ shared feature vector (``forward``) and a loss (``loss``). Adding a task is one 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -57,7 +57,7 @@ class AuxTask(nn.Module, ABC):
 class ClassificationTask(AuxTask):
     """A task that applies one of ``num_classes`` known transformations and predicts which one.
 
-    Subclasses implement ``apply(images, labels)``; labels are drawn uniformly per image.
+    Subclasses implement ``transform(images, labels)``; labels are drawn uniformly per image.
     """
 
     num_classes: ClassVar[int]
@@ -67,12 +67,12 @@ class ClassificationTask(AuxTask):
         self.head = nn.Linear(num_features, self.num_classes)
 
     @abstractmethod
-    def apply(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def transform(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Transform image i by transformation ``labels[i]`` (batched, no Python loop over images)."""
 
     def make_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(self.num_classes, (images.shape[0],), device=images.device)
-        return self.apply(images, labels), labels
+        return self.transform(images, labels), labels
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
@@ -84,7 +84,7 @@ class ClassificationTask(AuxTask):
 def select_per_image(
     images: torch.Tensor,
     labels: torch.Tensor,
-    transforms: list[Callable[[torch.Tensor], torch.Tensor]],
+    transforms: Sequence[Callable[..., torch.Tensor]],
 ) -> torch.Tensor:
     """Apply transform ``labels[i]`` to image i: each transform runs once on the images that need it."""
     out = torch.empty_like(images)

@@ -31,7 +31,7 @@ class JigsawTask(ClassificationTask):
     name = "jigsaw"
     num_classes = len(PERMUTATIONS)
 
-    def apply(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def transform(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         tiles = to_tiles(images)
         order = torch.tensor(PERMUTATIONS, device=images.device)[labels]  # (N, 4)
         index = order[:, :, None, None, None].expand_as(tiles)

@@ -17,7 +17,7 @@ class RGBPermutationTask(ClassificationTask):
     name = "rgb_permutation"
     num_classes = len(PERMUTATIONS)
 
-    def apply(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def transform(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         order = torch.tensor(PERMUTATIONS, device=images.device)[labels]  # (N, 3)
         index = order[:, :, None, None].expand_as(images)
         return torch.gather(images, 1, index)

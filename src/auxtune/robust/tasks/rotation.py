@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from auxtune.robust.tasks.base import ClassificationTask, register_task, select_per_image
@@ -17,6 +19,6 @@ class RotationTask(ClassificationTask):
     name = "rotation"
     num_classes = 4
 
-    def apply(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        turns = [lambda x, k=k: rotate(x, k) for k in range(4)]
+    def transform(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        turns = [partial(rotate, quarter_turns=k) for k in range(4)]
         return select_per_image(images, labels, turns)

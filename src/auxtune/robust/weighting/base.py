@@ -40,7 +40,7 @@ def weighted_sum(terms: Mapping[str, X], lambdas: Mapping[str, float]) -> X:
 
     Works on losses (scalars) and on flattened gradients (vectors) alike.
     """
-    total = terms[MAIN]
+    total: Any = terms[MAIN]
     for task, weight in lambdas.items():
         total = total + weight * terms[task]  # type: ignore[operator]
     return total
