@@ -67,9 +67,12 @@ class CorruptedTestSet:
         missing = [self.root / f"{name}.npy" for name in required if name not in self._arrays]
         if missing:
             raise DataError(f"{missing[0]} does not exist (required: {', '.join(required)})")
-        rest = sorted(set(self._arrays) - set(required))
-        self.corruptions: tuple[str, ...] = tuple(required) + tuple(rest)
         self.manifest = read_manifest(self.root)
+        made = list((self.manifest or {}).get("corruptions", []))  # make-c's order, if it made them
+        rank = {name: i for i, name in enumerate([*required, *made])}
+        self.corruptions: tuple[str, ...] = tuple(
+            sorted(self._arrays, key=lambda name: (rank.get(name, len(rank)), name))
+        )
         self._skip, self._keep = 0, 0
         self._set_slice(skip_first, first_k)
 

@@ -1,8 +1,8 @@
 """Write a corrupted test set in the released CIFAR-C layout for any base test set.
 
-Every (corruption, severity) block is drawn with its own seed derived from ``seed``, the
-corruption's name and the severity, so a subset of corruptions reproduces the full run's blocks.
-Each file is written atomically and ``manifest.json`` last: a directory without a manifest is an
+Every (corruption, severity) block draws from its own random stream (``corrupt`` derives it from
+``seed``, the corruption's name and the severity), so a subset of corruptions reproduces the full
+run's blocks. Each file is written atomically and ``manifest.json`` last: a directory without a manifest is an
 interrupted run, and the manifest records how the set was made (the released sets cannot be
 regenerated: the original script was never seeded).
 
@@ -17,7 +17,6 @@ regenerated: the original script was never seeded).
 from __future__ import annotations
 
 import datetime
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,6 @@ from auxtune.errors import DataError
 
 FORMATS = ("npy", "parquet")
 MANIFEST_FORMAT = "auxtune-cifar-c/1"
-
-
-def block_seed(seed: int, corruption: str, severity: int) -> int:
-    """The seed of one (corruption, severity) block: independent of which others are made."""
-    entropy = [seed, zlib.crc32(corruption.encode()), severity]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def check_corruptions(names: Sequence[str]) -> tuple[str, ...]:
@@ -93,9 +86,7 @@ def make_c(
             for severity in SEVERITIES:
                 bar.set_description(f"{name} s{severity}")
                 start = (severity - 1) * n
-                blocks[start : start + n] = corrupt(
-                    images, name, severity, seed=block_seed(seed, name, severity)
-                )
+                blocks[start : start + n] = corrupt(images, name, severity, seed=seed)
                 bar.update()
             _write(out, fmt, name, blocks, labels)
     write_manifest(out, _manifest(names, seed, fmt, base, n))
@@ -136,7 +127,6 @@ def _manifest(names: tuple[str, ...], seed: int, fmt: str, base: str, n: int) ->
         "severities": list(SEVERITIES),
         "corruptions": list(names),
         "seed": seed,
-        "block_seeds": {c: {str(s): block_seed(seed, c, s) for s in SEVERITIES} for c in names},
         "parameters": _parameters(names),
         "auxtune_version": auxtune.__version__,
         "numpy_version": np.__version__,
@@ -146,10 +136,7 @@ def _manifest(names: tuple[str, ...], seed: int, fmt: str, base: str, n: int) ->
 
 
 def _parameters(names: tuple[str, ...]) -> dict[str, Any]:
-    """Per-corruption, per-severity parameters, as the corruption registry reports them."""
-    from auxtune.data import corruptions
+    """Per-corruption, per-severity parameters (named tuples in the registry, dicts here)."""
+    from auxtune.data.corruptions import corruption_parameters
 
-    describe = getattr(corruptions, "corruption_parameters", None)
-    if describe is None:
-        return {}
-    return {c: {str(s): describe(c, s) for s in SEVERITIES} for c in names}
+    return {c: {str(s): corruption_parameters(c, s)._asdict() for s in SEVERITIES} for c in names}

@@ -29,7 +29,6 @@ import numpy as np
 
 from auxtune.data.cifar_c import SEVERITIES
 from auxtune.data.datasets import DatasetSplits, load_corrupted_test
-from auxtune.data.make_c import block_seed
 from auxtune.errors import DataError
 from auxtune.robust.config import DataConfig
 
@@ -107,18 +106,20 @@ def _holdout_stream(splits: DatasetSplits, batch_size: int, seed: int) -> MetaVa
     which = rng.integers(len(EXTRA_CORRUPTIONS), size=len(splits.holdout))
     severity = rng.integers(1, len(SEVERITIES) + 1, size=len(splits.holdout))
     images = splits.holdout.images.copy()
+    used = []
     for k, name in enumerate(EXTRA_CORRUPTIONS):
         for s in SEVERITIES:
             group = np.flatnonzero((which == k) & (severity == s))  # one call per block
             if len(group):
-                images[group] = corrupt(images[group], name, s, seed=block_seed(seed, name, s))
+                images[group] = corrupt(images[group], name, s, seed=seed)
+                used.append(name)
     return MetaValidationStream(
         images,
         splits.holdout.labels,
         batch_size=batch_size,
         seed=seed,
         protocol="holdout",
-        corruptions=EXTRA_CORRUPTIONS,
+        corruptions=tuple(dict.fromkeys(used)),
     )
 
 

@@ -100,15 +100,18 @@ def _base_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, st
 
         return (*load_cifar(args.dataset, args.data_dir, train=False), args.dataset)
     path = Path(args.dataset)
+    expected = (
+        "give synthetic, cifar10, cifar100, a .npz file with images and labels, "
+        "or a directory with images.npy and labels.npy"
+    )
+    if not path.exists():
+        raise DataError(f"--dataset {path} does not exist; {expected}")
     if path.is_dir():
         images, labels = _load_array(path / "images.npy"), _load_array(path / "labels.npy")
     elif path.suffix == ".npz" and path.is_file():
         images, labels = _load_array(path, "images"), _load_array(path, "labels")
     else:
-        raise DataError(
-            f"--dataset {path}: not synthetic, cifar10 or cifar100, nor an existing .npz file or "
-            "directory with images.npy and labels.npy"
-        )
+        raise DataError(f"--dataset {path} is not a .npz file or a directory; {expected}")
     return images, labels, str(path)
 
 
