@@ -120,7 +120,7 @@ def test_parquet_format_and_convert_delegate(tmp_path, base, monkeypatch):
     calls = []
     fake = types.ModuleType("auxtune.data.parquet")
     fake.write_parquet_from_arrays = lambda *args: calls.append(("write", *args))  # type: ignore[attr-defined]
-    fake.convert_directory = lambda src, dst: calls.append(("convert", src, dst)) or 7  # type: ignore[attr-defined]
+    fake.convert_directory = lambda src, dst: calls.append(("convert", src, dst)) or dst  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "auxtune.data.parquet", fake)
     images, labels = base
     out = make_c.make_c(

@@ -96,31 +96,43 @@ def _check_protocol(protocol: str) -> str:
 
 
 def _holdout_stream(splits: DatasetSplits, batch_size: int, seed: int) -> MetaValidationStream:
-    from auxtune.data.corruptions import EXTRA_CORRUPTIONS, corrupt
-
     if len(splits.holdout) == 0:
         raise DataError(
             "the holdout meta-validation protocol needs held-out images: set data.holdout > 0"
         )
-    rng = np.random.default_rng(seed)  # batches use [seed, index]: an independent stream
-    which = rng.integers(len(EXTRA_CORRUPTIONS), size=len(splits.holdout))
-    severity = rng.integers(1, len(SEVERITIES) + 1, size=len(splits.holdout))
-    images = splits.holdout.images.copy()
-    used = []
-    for k, name in enumerate(EXTRA_CORRUPTIONS):
-        for s in SEVERITIES:
-            group = np.flatnonzero((which == k) & (severity == s))  # one call per block
-            if len(group):
-                images[group] = corrupt(images[group], name, s, seed=seed)
-                used.append(name)
+    images, used = corrupt_each(splits.holdout.images, seed)
     return MetaValidationStream(
         images,
         splits.holdout.labels,
         batch_size=batch_size,
         seed=seed,
         protocol="holdout",
-        corruptions=tuple(dict.fromkeys(used)),
+        corruptions=used,
     )
+
+
+def corrupt_each(
+    images: np.ndarray, seed: int, corruptions: Sequence[str] | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each image under its own seeded random corruption and severity (uniform over both).
+
+    ``corruptions`` defaults to the 4 extra ones, the leak-free choice. Returns the corrupted copy
+    and the corruptions actually used.
+    """
+    from auxtune.data.corruptions import EXTRA_CORRUPTIONS, corrupt
+
+    names = tuple(EXTRA_CORRUPTIONS if corruptions is None else corruptions)
+    rng = np.random.default_rng(seed)  # batches use [seed, index]: an independent stream
+    which = rng.integers(len(names), size=len(images))
+    severity = rng.integers(1, len(SEVERITIES) + 1, size=len(images))
+    out, used = images.copy(), []
+    for k, name in enumerate(names):
+        for s in SEVERITIES:
+            group = np.flatnonzero((which == k) & (severity == s))  # one call per block
+            if len(group):
+                out[group] = corrupt(images[group], name, s, seed=seed)
+                used.append(name)
+    return out, tuple(dict.fromkeys(used))
 
 
 def _paper_stream(

@@ -82,8 +82,7 @@ def run_make_c(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     from auxtune.data.parquet import convert_directory
 
-    result = convert_directory(args.src, args.dst)
-    print(json.dumps({"out": str(args.dst), "result": result}, default=str))
+    print(json.dumps({"out": str(convert_directory(args.src, args.dst))}))
     return 0
 
 
