@@ -64,6 +64,15 @@ def test_blocks_do_not_depend_on_which_corruptions_are_made(tmp_path, base):
     assert np.array_equal(np.load(tmp_path / "a" / "labels.npy"), np.tile(labels, 5))
 
 
+def test_refuses_to_mix_with_another_runs_files(tmp_path, base):
+    images, labels = base
+    make_c.make_c(images, labels, tmp_path, corruptions=["contrast"], progress=False)
+    with pytest.raises(DataError, match=r"already holds contrast\.npy"):
+        make_c.make_c(images, labels, tmp_path, corruptions=["fog"], progress=False)
+    assert (tmp_path / "manifest.json").is_file()  # the earlier set is left intact
+    make_c.make_c(images, labels, tmp_path, corruptions=["contrast", "fog"], progress=False)
+
+
 def test_interrupted_run_has_no_manifest(tmp_path, base, monkeypatch):
     images, labels = base
     out = make_c.make_c(images, labels, tmp_path / "c", corruptions=["fog"], progress=False)

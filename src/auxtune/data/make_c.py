@@ -75,6 +75,7 @@ def make_c(
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out_dir).expanduser()
+    _refuse_foreign_files(out, names)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST_FILE).unlink(missing_ok=True)  # until the new one lands, the set is incomplete
     n = len(images)
@@ -91,6 +92,16 @@ def make_c(
             _write(out, fmt, name, blocks, labels)
     write_manifest(out, _manifest(names, seed, fmt, base, n))
     return out
+
+
+def _refuse_foreign_files(out: Path, names: tuple[str, ...]) -> None:
+    """Readers take every ``<corruption>.npy`` present: never mix in files of another run."""
+    foreign = sorted(p.name for p in out.glob("*.npy") if p.stem not in (*names, "labels"))
+    if foreign:
+        raise DataError(
+            f"{out} already holds {', '.join(foreign)} from another run, which this run would not "
+            "replace; write into an empty directory (or include those corruptions)"
+        )
 
 
 def _check_base(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
