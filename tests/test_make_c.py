@@ -44,7 +44,7 @@ def test_cli_end_to_end_on_synthetic(tmp_path, capsys):
     manifest = suite.manifest
     assert manifest is not None
     assert (manifest["seed"], manifest["n"], manifest["base_dataset"]) == (3, N, "synthetic")
-    assert manifest["auxtune_version"] and manifest["torch_version"]
+    assert manifest["auxtune_version"] and manifest["torch_version"] and manifest["device"] == "cpu"
     assert manifest["parameters"]["gaussian_noise"]["5"] == {"sigma": 0.10}
     assert manifest["corruptions"] == names and set(manifest["parameters"]) == set(names)
     clean = make_synthetic(N, synthetic_split_seed(0, "test"))[0].astype(int)
@@ -115,6 +115,7 @@ def test_bad_input_exits_2(tmp_path, base, capsys):
         "unknown corruption 'fogg'": ["--dataset", "synthetic", "--corruptions", "fogg"],
         "--num 0": ["--dataset", "synthetic", "--num", "0"],
         "data.data_dir is not set": ["--dataset", "cifar10"],
+        "device 'nonsense'": ["--dataset", "synthetic", "--num", "2", "--device", "nonsense"],
     }
     for message, args in cases.items():
         assert main(["data", "make-c", *args, *out]) == 2, message

@@ -59,21 +59,30 @@ def make_c(
     fmt: str = "npy",
     progress: bool = True,
     base: str = "custom",
+    device: str = "cpu",
 ) -> Path:
     """Corrupt uint8 ``images`` (n, 32, 32, 3) at severities 1..5 and write them under ``out_dir``.
 
     ``corruptions`` defaults to all 19 (the 15 standard and the 4 extra). ``fmt="parquet"`` writes
     through :func:`auxtune.data.parquet.write_parquet_from_arrays` instead of ``.npy`` files.
-    ``base`` names the base test set in the manifest. Returns ``out_dir`` as a Path.
+    ``base`` names the base test set in the manifest. ``device`` (cpu, cuda, auto) is where the
+    corruptions run: CUDA is much faster, but its random draws differ from the CPU's, so the
+    manifest records it. Returns ``out_dir`` as a Path.
     """
+    import torch
     from tqdm.auto import tqdm
 
     from auxtune.data.corruptions import CORRUPTIONS, corrupt
+    from auxtune.robust.device import resolve_device
 
     names = check_corruptions(CORRUPTIONS if corruptions is None else corruptions)
     images, labels = _check_base(images, labels)
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    try:
+        on_device = torch.from_numpy(images).to(resolve_device(device))
+    except (RuntimeError, ValueError) as err:
+        raise DataError(f"device {device!r}: {err}") from err
     out = Path(out_dir).expanduser()
     _refuse_foreign_files(out, names)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,10 +96,11 @@ def make_c(
             for severity in SEVERITIES:
                 bar.set_description(f"{name} s{severity}")
                 start = (severity - 1) * n
-                blocks[start : start + n] = corrupt(images, name, severity, seed=seed)
+                corrupted = corrupt(on_device, name, severity, seed=seed)
+                blocks[start : start + n] = corrupted.cpu().numpy()
                 bar.update()
             _write(out, fmt, name, blocks, labels)
-    write_manifest(out, _manifest(names, seed, fmt, base, n))
+    write_manifest(out, _manifest(names, seed, fmt, base, n, on_device.device))
     return out
 
 
@@ -127,7 +137,9 @@ def _write(out: Path, fmt: str, name: str, blocks: np.ndarray, labels: np.ndarra
     write_parquet_from_arrays(out, name, blocks, np.tile(labels, len(SEVERITIES)), severities)
 
 
-def _manifest(names: tuple[str, ...], seed: int, fmt: str, base: str, n: int) -> dict[str, Any]:
+def _manifest(
+    names: tuple[str, ...], seed: int, fmt: str, base: str, n: int, device: Any
+) -> dict[str, Any]:
     import torch
 
     return {
@@ -138,6 +150,7 @@ def _manifest(names: tuple[str, ...], seed: int, fmt: str, base: str, n: int) ->
         "severities": list(SEVERITIES),
         "corruptions": list(names),
         "seed": seed,
+        "device": device.type,  # CUDA and CPU draw different random numbers from the same seed
         "parameters": _parameters(names),
         "auxtune_version": auxtune.__version__,
         "numpy_version": np.__version__,

@@ -40,6 +40,12 @@ def add_parser(subparsers: Any) -> None:
     make.add_argument("--seed", type=int, default=0, help="corruption seed (default 0)")
     make.add_argument("--num", type=int, help="corrupt only the first N test images")
     make.add_argument("--corruptions", help="comma-separated subset (default: all 19)")
+    make.add_argument(
+        "--device",
+        default="cpu",
+        help="where to corrupt: cpu (default), cuda, cuda:N or auto; CUDA is faster but draws "
+        "other random numbers than the CPU from the same seed",
+    )
     make.add_argument("--no-progress", action="store_true", help="no progress bar")
     make.set_defaults(run=run_make_c)
     convert = commands.add_parser(
@@ -74,6 +80,7 @@ def run_make_c(args: argparse.Namespace) -> int:
         fmt=args.format,
         progress=not args.no_progress,
         base=base,
+        device=args.device,
     )
     print(json.dumps({"out": str(out), "base_dataset": base, "n": len(labels)}))
     return 0
