@@ -1,0 +1,111 @@
+"""``auxtune search``: a Ray Tune search over the auxiliary-task lambdas, recorded in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from auxtune.platform.config import STRATEGIES
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="search the task weights with Ray Tune",
+        description=(
+            "Search the lambdas of the auxiliary tasks with one strategy on a local Ray or a "
+            "cluster. Every trial is a nested MLflow run under the search's parent run."
+        ),
+    )
+    parser.add_argument("--strategy", required=True, help=f"one of: {', '.join(STRATEGIES)}")
+    parser.add_argument("--config", help="experiment YAML (defaults apply when omitted)")
+    parser.add_argument(
+        "--address", help="Ray cluster: auto or ray://HOST:PORT (default: start Ray here)"
+    )
+    parser.add_argument("--num-trials", type=int, help="trials (default search.num_trials)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the interrupted search of the same name"
+    )
+    parser.add_argument("--name", help="search name (default <name>-<strategy>)")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db)"
+    )
+    parser.add_argument("--storage", help="Ray Tune storage path (shared storage on clusters)")
+    parser.add_argument(
+        "--gpus-per-trial", type=float, help="GPU share of each trial, e.g. 0.25 (default 0)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no Tune progress table")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.set_defaults(run=run)
+
+
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The flags as config overrides, after the positional ones (flags win)."""
+    pairs = {
+        "search.num_trials": args.num_trials,
+        "tracking.tracking_uri": args.tracking_uri,
+        "tracking.storage": args.storage,
+        "search.gpus_per_trial": args.gpus_per_trial,
+    }
+    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+
+
+def run(args: argparse.Namespace) -> int:
+    from auxtune.platform.config import load_experiment
+    from auxtune.platform.search import run_search
+    from auxtune.search_spaces import check_strategy
+
+    check_strategy(args.strategy)
+    exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args)])
+    result = run_search(
+        exp,
+        args.strategy,
+        address=args.address,
+        resume=args.resume,
+        search_name=args.name,
+        verbose=0 if args.quiet else 1,
+    )
+    print(summary(result, exp.search.metric))
+    return 0
+
+
+def summary(result: Any, metric: str) -> str:
+    """The end-of-search report: best trial, failures, where the results live."""
+    best = result.best
+    lines = [
+        "",
+        f"search {result.experiment_name} ({result.strategy}): {len(result.trials)} trials, "
+        f"{result.trial_epochs} trial-epochs, {result.wall_s:.0f} s",
+        f"best trial {best.trial_id}: "
+        + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()),
+    ]
+    shown = [metric, "val_accuracy", "c15_accuracy", "c19_accuracy"]
+    lines.append(
+        "  "
+        + ", ".join(
+            f"{k}={_fmt(best.metrics[k])}" for k in dict.fromkeys(shown) if k in best.metrics
+        )
+    )
+    for trial in result.failed:
+        lines.append(f"failed trial {trial.trial_id}: {trial.error}")
+    unfinished = [t for t in result.trials if t.status not in ("TERMINATED", "ERROR")]
+    if unfinished:
+        lines.append(f"{len(unfinished)} trials unfinished: continue with --resume")
+    lines += [
+        f"Tune results:  {result.results_path}",
+        f"MLflow:        {result.tracking_uri} (experiment {result.experiment_name!r}, "
+        f"parent run {result.parent_run_id})",
+        "browse with:   auxtune ui" + _ui_hint(result.tracking_uri),
+    ]
+    if result.failed:
+        print(f"{len(result.failed)} of {len(result.trials)} trials failed", file=sys.stderr)
+    return "\n".join(lines)
+
+
+def _ui_hint(uri: str) -> str:
+    return "" if uri.startswith("sqlite:") else f"  (or open {uri})"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

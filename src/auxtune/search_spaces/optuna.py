@@ -1,0 +1,46 @@
+"""``optuna``: TPE over the lambda vector (OptunaSearch), ASHA for early stopping.
+
+Optuna's own pruners are disabled by OptunaSearch, hence ASHA. The study gets a unique name (the
+default name would append to an existing study); ``storage`` may be an Optuna storage object
+(e.g. ``optuna.storages.RDBStorage("sqlite:///study.db")``) to keep the study.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from auxtune.search_spaces.base import SearchPlan, asha, lambda_domains
+
+
+def plan(
+    exp: Any, num_trials: int, *, storage: Any = None, study_name: str | None = None
+) -> SearchPlan:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    storage = (
+        storage if storage is not None else _storage(getattr(exp.search, "optuna_storage", None))
+    )
+    search = OptunaSearch(
+        metric=exp.search.metric,
+        mode="max",
+        sampler=optuna.samplers.TPESampler(seed=exp.seed),
+        study_name=study_name or f"{exp.name}-optuna-{uuid.uuid4().hex[:8]}",
+        storage=storage,
+    )
+    return SearchPlan(
+        param_space={"lambda": lambda_domains(exp)},
+        num_samples=num_trials,
+        trials=num_trials,
+        search_alg=search,
+        scheduler=asha(exp),
+    )
+
+
+def _storage(url: str | None) -> Any:
+    if not url:
+        return None
+    import optuna
+
+    return optuna.storages.RDBStorage(url)

@@ -1,0 +1,128 @@
+"""The Ray Tune function trainable: one trial = one :class:`~auxtune.robust.trainer.Trainer` run.
+
+Every epoch it reports each head's loss, every lambda, clean ``val_accuracy``, the leak-free
+``val_corrupt_accuracy`` (val under the 4 extra corruptions), ``meta/loss`` for meta trials and
+the epoch time, together with a checkpoint (so PBT can exploit any trial and an interrupted search
+resumes). The last epoch adds the corrupted-test accuracies: ``c15_accuracy`` (headline),
+``c19_accuracy`` and ``c/<corruption>``.
+
+A checkpoint directory holds ``trainer.pt`` (:func:`auxtune.robust.checkpoint.save_checkpoint`)
+and ``trial.json`` (which trial wrote it, with which lambdas). Restoring a checkpoint written with
+other lambdas is a PBT exploit: model, optimizer and schedule come from the donor, the weighting
+starts from this trial's (mutated) config.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from auxtune.config import from_dict
+from auxtune.robust.checkpoint import load_checkpoint, save_checkpoint
+from auxtune.robust.config import TrainConfig
+from auxtune.robust.trainer import Trainer
+from auxtune.trainables.config import lambdas_key, trial_train_config
+from auxtune.trainables.data import TrialData
+
+CHECKPOINT_FILE = "trainer.pt"
+TRIAL_FILE = "trial.json"
+
+
+def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialData) -> None:
+    """Train one trial. ``setup``: ``train`` (TrainConfig as plain data) and ``threads``."""
+    start = time.perf_counter()
+    # object-store arrays are read-only; the trainer only ever reads (indexes) them
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    threads = int(setup["threads"])
+    torch.set_num_threads(threads)
+    base = from_dict(TrainConfig, setup["train"])
+    cfg = trial_train_config(base, config, threads=threads)
+    trial_id = tune.get_context().get_trial_id() or "local"
+    splits = data.splits
+    trainer = Trainer(
+        cfg,
+        splits.train.images,
+        splits.train.labels,
+        splits.num_classes,
+        meta_source=_meta_source(cfg, data),
+    )
+    restored_from = _restore(trainer, cfg, trial_id)
+    node_id = _node_id()
+    while trainer.epoch < cfg.optim.epochs:
+        metrics: dict[str, Any] = trainer.train_epoch()
+        metrics["val_accuracy"] = trainer.evaluate(splits.val.images, splits.val.labels)
+        metrics["val_corrupt_accuracy"] = trainer.evaluate(
+            data.val_corrupt.images, data.val_corrupt.labels
+        )
+        if trainer.epoch >= cfg.optim.epochs:
+            metrics.update(corruption_metrics(trainer, data))
+        metrics["time/trial_s"] = time.perf_counter() - start
+        metrics["node_id"] = node_id
+        if restored_from:
+            metrics["restored_from"] = restored_from
+            restored_from = None
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(trainer, Path(tmp, CHECKPOINT_FILE))
+            info = {"trial_id": trial_id, "epoch": trainer.epoch, **lambdas_key(cfg)}
+            Path(tmp, TRIAL_FILE).write_text(json.dumps(info))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _restore(trainer: Trainer, cfg: TrainConfig, trial_id: str) -> str | None:
+    """Load ``tune.get_checkpoint()`` if any; return the donor's trial id after a PBT exploit."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        state = load_checkpoint(Path(directory, CHECKPOINT_FILE))
+        info = json.loads(Path(directory, TRIAL_FILE).read_text())
+    same_choice = {k: info.get(k) for k in lambdas_key(cfg)} == lambdas_key(cfg)
+    trainer.load_state_dict(state["trainer"], weighting=same_choice)
+    donor = str(info.get("trial_id"))
+    return donor if donor != trial_id else None
+
+
+def corruption_metrics(trainer: Trainer, data: TrialData) -> dict[str, float]:
+    """``c15_accuracy``, ``c19_accuracy`` (when complete) and ``c/<corruption>`` on the test set."""
+    from auxtune.data.evaluation import evaluate_in_memory
+
+    report = evaluate_in_memory(
+        trainer.model,
+        data.corrupted_test.load(data.splits),
+        trainer.device,
+        autocast=trainer.autocast,
+        fmt=trainer.memory_format,
+    )
+    metrics = {f"c/{name}": value for name, value in report.corruption_accuracy().items()}
+    for key, value in (("c15_accuracy", report.mean_15), ("c19_accuracy", report.mean_19)):
+        if value is not None:
+            metrics[key] = value
+    if report.mean_15 is None and report.mean_present is not None:
+        metrics["c_present_accuracy"] = report.mean_present
+    return metrics
+
+
+def _meta_source(cfg: TrainConfig, data: TrialData) -> Any:
+    if cfg.weighting.name != "meta":
+        return None
+    from auxtune.data.meta_validation import meta_validation_stream
+
+    return meta_validation_stream(
+        cfg.weighting.protocol, data.splits, cfg.data, cfg.weighting.meta_batch_size, cfg.seed
+    )
+
+
+def _node_id() -> str:
+    import ray
+
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # outside Ray (direct calls in tests)
+        return ""
