@@ -17,6 +17,7 @@ per-image similarity transform, and the distance is turned into an anti-aliased 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 from auxtune.data._files import save_npz
 
 #: Bump when the drawing changes: cached files are keyed by it, so stale caches are never read.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SIZE = 32  # pixels per side
 SYNTHETIC_CLASSES: tuple[str, ...] = (
     "triangle",
@@ -201,7 +202,7 @@ def _clutter(rng: np.random.Generator, n: int, x: Array, y: Array) -> Array:
 def _coverage(labels: Array, rng: np.random.Generator, x: Array, y: Array) -> Array:
     """Anti-aliased shape masks in [0, 1], (n, SIZE, SIZE), under random similarity transforms."""
     n = len(labels)
-    col = lambda lo, hi: _uniform(rng, lo, hi, n)  # noqa: E731
+    col = functools.partial(_uniform, rng, n=n)
     scale, stretch = col(0.6, 0.9), col(0.85, 1.15)  # glyph half-size / image half-size; x/y aspect
     angle = np.deg2rad(col(-12, 12))  # small tilts only: the shapes stay upright
     room = 1.0 - 0.9 * scale
