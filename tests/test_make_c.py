@@ -152,7 +152,8 @@ def test_synthetic_corrupted_test_is_built_once(tmp_path, monkeypatch):
     suite = load_corrupted_test(cfg)
     assert suite.corruptions == two and suite.images_per_block == 3
     assert suite.manifest["base_dataset"] == "synthetic"
-    assert not np.array_equal(suite.images("fog", 5), make_synthetic(N, 3)[0][:3])
+    clean = make_synthetic(N, synthetic_split_seed(0, "test"))[0]
+    assert not np.array_equal(suite.images("fog", 5), clean[:3])
     assert not list(suite.root.parent.glob(".*.tmp"))  # built aside, then renamed in
 
     def fail(*args, **kwargs):

@@ -38,7 +38,12 @@ def add_parser(subparsers: Any) -> None:
     make.add_argument("--format", default="npy", choices=("npy", "parquet"), help="file format")
     make.add_argument("--data-dir", help="CIFAR root (cifar10/cifar100) or synthetic cache dir")
     make.add_argument("--seed", type=int, default=0, help="corruption seed (default 0)")
-    make.add_argument("--num", type=int, help="corrupt only the first N test images")
+    make.add_argument(
+        "--num",
+        type=int,
+        help="corrupt only the first N test images (synthetic: the test split of data.seed=0 "
+        "with data.num_test=N, default 1000)",
+    )
     make.add_argument("--corruptions", help="comma-separated subset (default: all 19)")
     make.add_argument(
         "--device",
