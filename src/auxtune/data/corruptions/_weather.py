@@ -1,0 +1,187 @@
+"""Weather: snow, frost, fog, brightness, and spatter (liquid on the lens)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Generator, Tensor
+
+from auxtune.data.corruptions._ops import (
+    box_blur3,
+    clipped_zoom,
+    correlate2d,
+    gaussian_filter,
+    grey,
+    motion_blur,
+    plasma_fractal,
+    scale_to_max,
+)
+from auxtune.data.corruptions._registry import register
+
+
+def _uniform(n: int, low: float, high: float, gen: Generator, device: torch.device) -> Tensor:
+    return low + (high - low) * torch.rand(n, generator=gen, device=device)
+
+
+@register("snow", mean=(0.1, 0.1, 0.15, 0.25, 0.3), std=(0.2, 0.2, 0.3, 0.3, 0.3),
+          zoom=(1, 1, 1.75, 2.25, 1.25), threshold=(0.6, 0.5, 0.55, 0.6, 0.65),
+          blur_radius=(8, 10, 10, 12, 14), blur_sigma=(3, 4, 4, 6, 12),
+          mix=(0.95, 0.9, 0.9, 0.85, 0.8))  # fmt: skip
+def snow(x: Tensor, p, gen: Generator) -> Tensor:
+    n, _, h, w = x.shape
+    flakes = p.mean + p.std * torch.randn((n, 1, h, w), generator=gen, device=x.device)
+    flakes = clipped_zoom(flakes, p.zoom)  # larger zoom: larger flakes
+    flakes = torch.where(flakes < p.threshold, 0, flakes).clamp(0, 1)
+    angles = _uniform(n, -135, -45, gen, x.device)  # falling, within 45 degrees of vertical
+    flakes = motion_blur(flakes, p.blur_radius, p.blur_sigma, angles)
+    # A snowy scene is paler: blend towards a brightened grey version of the image.
+    pale = torch.maximum(x, grey(x) * 1.5 + 0.5)
+    x = p.mix * x + (1 - p.mix) * pale
+    return x + flakes + flakes.flip(-2, -1)  # the flip adds a second layer of flakes
+
+
+# The original adds a random 32x32 crop of one of six photographs of frost (scaled to 20%). No image
+# files here: each call draws a few frost sheets (a rough fractal haze plus thin bright ice
+# needles, tinted blue-white like the photographs) and every image takes a random crop of one.
+FROST_SHEETS = 4  # per call (the original had six photographs)
+FROST_SHEET_SIZE = 128  # pixels, a power of two for the plasma fractal
+FROST_TINT = (0.82, 0.90, 1.0)  # RGB
+NEEDLES_PER_PIXEL = 1 / 64
+NEEDLE_LENGTH = (3.0, 14.0)  # pixels
+NEEDLE_WIDTH = 0.6  # pixels, sigma of the Gaussian cross-section
+
+
+@register("frost", image_weight=(1, 1, 0.9, 0.85, 0.75), frost_weight=(0.2, 0.3, 0.4, 0.4, 0.45))
+def frost(x: Tensor, p, gen: Generator) -> Tensor:
+    sheets = frost_texture(FROST_SHEETS, FROST_SHEET_SIZE, gen, x.device)
+    return p.image_weight * x + p.frost_weight * _random_crops(sheets, len(x), x.shape[-1], gen)
+
+
+def frost_texture(n: int, size: int, gen: Generator, device: torch.device) -> Tensor:
+    """(n, 3, size, size) frost-like texture in [0, 1], mean about 0.45."""
+    haze = plasma_fractal(n, size, 1.6, gen, device)  # low decay: fine, grainy detail
+    needles = _ice_needles(n, size, gen, device)
+    brightness = (0.15 + 0.5 * haze + 0.7 * needles).clamp(0, 1)
+    tint = torch.tensor(FROST_TINT, device=device)
+    return brightness[:, None] * tint[None, :, None, None]
+
+
+def _ice_needles(n: int, size: int, gen: Generator, device: torch.device) -> Tensor:
+    """(n, size, size) maps of thin bright line segments (the brightest one wins where they cross).
+
+    Ice crystals grow along a hexagonal lattice, so each map picks one orientation and its
+    needles point along it or at +-60 degrees from it, with a little jitter. Each needle is drawn
+    on a small window around its centre that wraps at the map's edges.
+    """
+    count = round(NEEDLES_PER_PIXEL * size * size)
+
+    def uniform(low: float, high: float) -> Tensor:
+        return low + (high - low) * torch.rand((n, count, 1, 1), generator=gen, device=device)
+
+    lattice = uniform(0, math.pi)[:, :1]
+    branch = torch.randint(-1, 2, (n, count, 1, 1), generator=gen, device=device)
+    angle = lattice + branch * (math.pi / 3) + 0.15 * uniform(-1, 1)
+    centre_y, centre_x = uniform(0, size), uniform(0, size)
+    half_length, strength = uniform(*NEEDLE_LENGTH) / 2, uniform(0.3, 1)
+    reach = math.ceil(NEEDLE_LENGTH[1] / 2 + 3 * NEEDLE_WIDTH)
+    window = torch.arange(-reach, reach + 1, device=device)
+    rows = centre_y.floor().long() + window[:, None]  # (n, count, window, 1)
+    cols = centre_x.floor().long() + window[None, :]  # (n, count, 1, window)
+    dy, dx = rows + 0.5 - centre_y, cols + 0.5 - centre_x
+    along = dy * torch.sin(angle) + dx * torch.cos(angle)
+    beyond = along - torch.maximum(torch.minimum(along, half_length), -half_length)
+    distance2 = (dy**2 + dx**2 - along**2).clamp_min(0) + beyond**2
+    values = strength * torch.exp(-distance2 / (2 * NEEDLE_WIDTH**2))
+    index = (rows % size) * size + cols % size
+    maps = torch.zeros(n, size * size, device=device)
+    maps.scatter_reduce_(1, index.reshape(n, -1), values.reshape(n, -1), "amax")
+    return maps.reshape(n, size, size)
+
+
+def _random_crops(sheets: Tensor, n: int, size: int, gen: Generator) -> Tensor:
+    """(n, C, size, size): each a crop of a random sheet at a random place."""
+    count, channels, sheet_size = sheets.shape[:3]
+    device = sheets.device
+    sheet = torch.randint(0, count, (n, 1, 1, 1), generator=gen, device=device)
+    top, left = torch.randint(
+        0, sheet_size - size + 1, (2, n, 1, 1, 1), generator=gen, device=device
+    )
+    offsets = torch.arange(size, device=device)
+    rows, cols = top + offsets[:, None], left + offsets[None, :]
+    return sheets[sheet, torch.arange(channels, device=device)[:, None, None], rows, cols]
+
+
+@register("fog", strength=(0.2, 0.5, 0.75, 1, 1.5), wibble_decay=(3, 3, 2.5, 2, 1.75))
+def fog(x: Tensor, p, gen: Generator) -> Tensor:
+    peak = x.amax((1, 2, 3), keepdim=True)
+    haze = plasma_fractal(len(x), x.shape[-1], p.wibble_decay, gen, x.device)[:, None]
+    # Rescaling by peak / (peak + strength) keeps the brightest point where it was: fog lowers
+    # contrast rather than only brightening.
+    return (x + p.strength * haze) * peak / (peak + p.strength)
+
+
+@register("brightness", stochastic=False, shift=(0.05, 0.1, 0.15, 0.2, 0.3))
+def brightness(x: Tensor, p, gen: Generator) -> Tensor:
+    """HSV value V + shift. V is the largest channel and, with hue and saturation fixed, every
+    channel is proportional to V, so the pixel scales by V'/V; black (V = 0) becomes grey V'."""
+    value = x.amax(1, keepdim=True)
+    new_value = (value + p.shift).clamp(max=1)
+    return torch.where(value > 0, x * (new_value / value.clamp_min(1e-12)), new_value)
+
+
+WATER_COLOUR = (175 / 255, 238 / 255, 238 / 255)  # pale turquoise
+MUD_COLOUR = (63 / 255, 42 / 255, 20 / 255)  # brown
+# Directional emboss of the drops' height: lights their top-left rims (the original's kernel).
+EMBOSS = torch.tensor([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
+
+
+@register("spatter", loc=(0.62, 0.65, 0.65, 0.65, 0.65), scale=(0.1, 0.1, 0.3, 0.1, 0.1),
+          sigma=(0.7, 0.8, 1, 0.7, 0.5), threshold=(0.7, 0.7, 0.69, 0.69, 0.68),
+          intensity=(0.5, 0.5, 0.5, 0.6, 0.6), mud=(False, False, False, True, True))  # fmt: skip
+def spatter(x: Tensor, p, gen: Generator) -> Tensor:
+    n, _, h, w = x.shape
+    liquid = p.loc + p.scale * torch.randn((n, 1, h, w), generator=gen, device=x.device)
+    liquid = gaussian_filter(liquid, p.sigma)
+    liquid = torch.where(liquid < p.threshold, 0, liquid)  # drops: where the blurred noise peaks
+    if p.mud:
+        return _mud(x, liquid > p.threshold, p.intensity)
+    return _water(x, liquid, p.intensity)
+
+
+def _water(x: Tensor, liquid: Tensor, intensity: float) -> Tensor:
+    """Add pale turquoise specular highlights on the drops.
+
+    The original shades drops by their distance to the drop edge (Canny + distance transform +
+    histogram equalisation, then an emboss); here the distance comes from repeated erosion.
+    """
+    height = scale_to_max(_distance_inside(liquid > 0), 1.0)
+    shine = box_blur3(correlate2d(height, EMBOSS, "mirror").clamp(0, 1))
+    highlight = scale_to_max(liquid * shine, intensity)
+    colour = torch.tensor(WATER_COLOUR, device=x.device)[None, :, None, None]
+    return x + highlight * colour
+
+
+def _distance_inside(mask: Tensor, cap: int = 20) -> Tensor:
+    """Chessboard distance of every mask pixel to the nearest pixel outside it, capped at `cap`.
+
+    Counting how many 3x3 erosions a pixel survives; beyond the image border counts as inside,
+    since the original's edge detector sees no edge there.
+    """
+    inside = mask.float()
+    distance = inside.clone()
+    for _ in range(cap - 1):
+        # max_pool pads with -inf, so the border never erodes.
+        inside = -torch.nn.functional.max_pool2d(-inside, 3, stride=1, padding=1)
+        if not inside.any():
+            break
+        distance += inside
+    return distance
+
+
+def _mud(x: Tensor, drops: Tensor, blur_sigma: float) -> Tensor:
+    """Cover the drops with brown mud; the soft edge of the blurred mask is cut off at 0.8."""
+    cover = gaussian_filter(drops.float(), blur_sigma)
+    cover = torch.where(cover < 0.8, 0, cover)
+    colour = torch.tensor(MUD_COLOUR, device=x.device)[None, :, None, None]
+    return x * (1 - cover) + colour * cover
