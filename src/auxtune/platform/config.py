@@ -2,7 +2,7 @@
 
 An experiment YAML is flat: the sections of :class:`~auxtune.robust.config.TrainConfig`
 (``seed``, ``data``, ``model``, ``optim``, ``tasks``, ``weighting``, ``runtime``) beside ``name``,
-``search`` and ``tracking``. Overrides use the same dotted names (``search.num_trials=4``).
+``search``, ``tracking`` and ``compare``. Overrides use the same dotted names (``search.num_trials=4``).
 """
 
 from __future__ import annotations
@@ -81,6 +81,29 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """What ``auxtune compare`` runs: each strategy's search on the same budget, then seeded retrains."""
+
+    strategies: tuple[str, ...] = ("fixed", "meta", "optuna", "pbt")
+    budget: int = 0  # trial-epochs each search may spend; 0 = search.num_trials * optim.epochs
+    seeds: int = 3  # retrains of each strategy's best configuration (mean +- std over these)
+
+    def __post_init__(self) -> None:
+        for name in self.strategies:
+            check(
+                name in STRATEGIES,
+                f"compare.strategies: unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}",
+            )
+        check(len(self.strategies) > 0, "compare.strategies must name at least one strategy")
+        check(
+            len(set(self.strategies)) == len(self.strategies),
+            f"compare.strategies has duplicates: {list(self.strategies)}",
+        )
+        check(self.budget >= 0, f"compare.budget = {self.budget} must be >= 0 (0 = auto)")
+        check(self.seeds >= 1, f"compare.seeds = {self.seeds} must be >= 1")
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "auxtune"
     seed: int = 0
@@ -92,6 +115,7 @@ class ExperimentConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def __post_init__(self) -> None:
         check(bool(self.name.strip()), "name must not be empty")

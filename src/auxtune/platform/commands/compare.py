@@ -1,0 +1,73 @@
+"""``auxtune compare``: weighting strategies searched at equal compute, retrained, reported."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from auxtune.errors import UserError
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare weighting strategies at equal compute",
+        description=(
+            "Search the task weights with each strategy under the same budget in trial-epochs, "
+            "retrain each strategy's best configuration with several seeds, evaluate on the "
+            "corrupted test set and write a report (Markdown, JSON, figures) also logged to MLflow."
+        ),
+    )
+    parser.add_argument("--config", help="experiment YAML (defaults apply when omitted)")
+    parser.add_argument(
+        "--strategies",
+        help="comma-separated: fixed, random, optuna, pbt, pb2, meta (default compare.strategies)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        help="trial-epochs each search may spend (default compare.budget, else "
+        "search.num_trials x optim.epochs)",
+    )
+    parser.add_argument("--seeds", type=int, help="retrains per strategy (default compare.seeds)")
+    parser.add_argument(
+        "--address", help="Ray cluster to use: auto or ray://HOST:PORT (default: start Ray here)"
+    )
+    parser.add_argument(
+        "--out", help="report directory (default <workdir>/compare-<name>-<timestamp>)"
+    )
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db)"
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.set_defaults(run=run)
+
+
+def flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The flags as config overrides, after the positional ones (flags win)."""
+    pairs = {
+        "compare.strategies": args.strategies,
+        "compare.budget": args.budget,
+        "compare.seeds": args.seeds,
+        "tracking.tracking_uri": args.tracking_uri,
+    }
+    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+
+
+def run(args: argparse.Namespace) -> int:
+    from auxtune.platform.compare import command_line, plan_compare, run_compare
+    from auxtune.platform.config import load_experiment
+
+    if args.budget is not None and args.budget < 1:
+        raise UserError(f"--budget {args.budget}: give at least one trial's epochs (>= 1)")
+    exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args)])
+    plan_compare(exp)  # a bad budget fails here, before Ray or MLflow start
+    comparison, out = run_compare(exp, address=args.address, out=args.out, command=command_line())
+    from auxtune.platform.report import UI_HINT, format_table
+
+    print()
+    print(format_table(comparison))
+    print(f"\nreport: {out / 'report.md'}")
+    print(f"MLflow: experiment {comparison.experiment_name!r}, run {comparison.mlflow_run_id}")
+    print(f"browse: {UI_HINT}")
+    return 0
