@@ -102,9 +102,12 @@ def _stream_seed(seed: int, name: str, severity: int) -> int:
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    # Truncation like the original's np.uint8(...); the 1e-3 grey level absorbs float32 round-off
-    # so that a value meant to be a whole grey level is not floored one level down.
-    return x.clamp(0, 1).mul_(255).add_(1e-3).floor_().to(torch.uint8)
+    """Truncate like the original's np.uint8(...), in place (x is a corruption's own output).
+
+    The 1e-3 grey level absorbs float32 round-off, so that a value meant to be a whole grey level
+    is not floored one level down; to(uint8) truncates non-negative values.
+    """
+    return x.mul_(255).add_(1e-3).clamp_(0, 255).to(torch.uint8)
 
 
 __all__ = [

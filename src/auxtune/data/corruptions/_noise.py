@@ -24,10 +24,10 @@ def shot_noise(x, p, gen):
 
 @register("impulse_noise", amount=(0.01, 0.02, 0.03, 0.05, 0.07))
 def impulse_noise(x, p, gen):
-    # skimage's "s&p": each value (not pixel) flips with probability `amount`, half to 0, half to 1.
-    draws = torch.rand((2, *x.shape), generator=gen, device=x.device)
-    flipped, salt = draws[0] < p.amount, draws[1] < 0.5
-    return torch.where(flipped, salt.to(x.dtype), x)
+    # skimage's "s&p": each value (not pixel) flips with probability `amount`, half to 0, half
+    # to 1. One uniform draw decides both: below amount/2 salt, between amount/2 and amount pepper.
+    draw = torch.rand(x.shape, generator=gen, device=x.device)
+    return torch.where(draw < p.amount, (draw < p.amount / 2).to(x.dtype), x)
 
 
 @register("speckle_noise", c=(0.06, 0.10, 0.12, 0.16, 0.20))

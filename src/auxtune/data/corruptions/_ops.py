@@ -211,23 +211,20 @@ def motion_blur(x: Tensor, radius: int, sigma: float, angles: Tensor) -> Tensor:
     trails one way); pixels beyond the border repeat the edge (ImageMagick's default).
     """
     n, c, h, w = x.shape
-    width = 2 * radius + 1
-    steps = torch.arange(width, device=x.device, dtype=torch.float64)
+    steps = torch.arange(2 * radius + 1, device=x.device, dtype=torch.float64)
     weights = torch.exp(-(steps**2) / (2 * sigma**2))
-    weights = (weights / weights.sum()).to(x.dtype)
+    weights = (weights / weights.sum()).tolist()
     radians = torch.deg2rad(angles.double())[:, None]
-    # ImageMagick rounds each offset with ceil(v - 0.5).
-    dx = torch.ceil(steps * torch.cos(radians) - 0.5).long()  # (N, width)
+    # ImageMagick rounds each offset with ceil(v - 0.5); (N, steps, H or W) source rows/columns.
     dy = torch.ceil(steps * torch.sin(radians) - 0.5).long()
-    rows = torch.arange(h, device=x.device)[:, None]
-    cols = torch.arange(w, device=x.device)[None, :]
+    dx = torch.ceil(steps * torch.cos(radians) - 0.5).long()
+    src_rows = (torch.arange(h, device=x.device) + dy[..., None]).clamp(0, h - 1) * w
+    src_cols = (torch.arange(w, device=x.device) + dx[..., None]).clamp(0, w - 1)
     flat = x.reshape(n, c, h * w)
     out = torch.zeros_like(flat)
-    for i in range(width):
-        src_rows = (rows[None] + dy[:, i, None, None]).clamp(0, h - 1)
-        src_cols = (cols[None] + dx[:, i, None, None]).clamp(0, w - 1)
-        index = (src_rows * w + src_cols).reshape(n, 1, h * w).expand(n, c, h * w)
-        out += weights[i] * flat.gather(2, index)
+    for i, weight in enumerate(weights):
+        index = (src_rows[:, i, :, None] + src_cols[:, i, None, :]).reshape(n, 1, h * w)
+        out.add_(flat.gather(2, index.expand(n, c, h * w)), alpha=weight)
     return out.reshape(n, c, h, w)
 
 

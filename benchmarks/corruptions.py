@@ -1,0 +1,155 @@
+"""Throughput of the 19 corruptions, and the projected time to build a CIFAR-10-C-sized set.
+
+    .venv/bin/python benchmarks/corruptions.py [--batch 1000] [--workers 2] [--threads 1]
+
+Times one call per (corruption, severity) on `--batch` synthetic images (after a warm-up call
+that builds cached filter operators), projects the seconds to corrupt 10,000 images at all 5
+severities of all 19 corruptions, and compares with per-image loops written the way the original
+script works (numpy/scipy, one image at a time) on a few of them. The last line is one JSON
+object: images_per_s per corruption, full_set_s (wall) and cpu_full_set_s, the baselines and
+their speed-up ratios, and the load average (other jobs on the machine slow the wall time).
+
+The corruptions are spread over one single-threaded process per core: their work is many
+small tensor ops, for which a second torch thread adds more synchronisation than speed (3x
+slower measured on 2 busy cores), while two processes keep both cores busy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from auxtune.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, sample_images
+
+FULL_SET_IMAGES = 10_000  # one severity block of CIFAR-10-C
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_corruption(name: str, batch: int) -> dict:
+    """Wall and CPU seconds of one call per severity, on `batch` images (runs in a worker)."""
+    images = sample_images(batch, seed=0)
+    walls, cpus = [], []
+    for severity in SEVERITIES:
+        corrupt(images[:8], name, severity)  # warm-up: cached operators, allocator
+        wall, cpu = timed(lambda: corrupt(images, name, severity, seed=severity))  # noqa: B023
+        walls.append(wall)
+        cpus.append(cpu)
+    print(f"{name:18s} " + " ".join(f"{w * 1000:7.0f}" for w in walls) + " ms", flush=True)
+    return {"name": name, "worker": os.getpid(), "wall": walls, "cpu": cpus}
+
+
+def time_corruptions(batch: int, workers: int, threads: int) -> list[dict]:
+    """Every corruption, spread over `workers` processes of `threads` torch threads each."""
+    if workers == 1:
+        torch.set_num_threads(threads)
+        return [time_corruption(name, batch) for name in CORRUPTIONS]
+    with ProcessPoolExecutor(
+        workers, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        return list(pool.map(time_corruption, CORRUPTIONS, [batch] * len(CORRUPTIONS)))
+
+
+# Per-image loops in the style of the original script (numpy / scipy, one image at a time).
+
+
+def naive_gaussian_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    x = image / 255.0
+    return np.uint8(np.clip(x + rng.normal(size=x.shape, scale=0.08), 0, 1) * 255)
+
+
+def naive_zoom_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    x = (image / 255.0).astype(np.float32)
+    zooms = np.arange(1, 1.16, 0.01)
+    out = np.zeros_like(x)
+    for zoom in zooms:
+        crop = math.ceil(32 / zoom)
+        top = (32 - crop) // 2
+        zoomed = ndimage.zoom(x[top : top + crop, top : top + crop], (zoom, zoom, 1), order=1)
+        trim = (zoomed.shape[0] - 32) // 2
+        out += zoomed[trim : trim + 32, trim : trim + 32]
+    return np.uint8(np.clip((x + out) / (len(zooms) + 1), 0, 1) * 255)
+
+
+def naive_glass_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    blur = lambda x: ndimage.gaussian_filter(x, (0.4, 0.4, 0), mode="nearest")  # noqa: E731
+    x = np.uint8(blur(image / 255.0) * 255)
+    for row in range(31, 1, -1):
+        for col in range(31, 1, -1):
+            dy, dx = rng.integers(-1, 1, size=2)
+            here = x[row, col].copy()
+            x[row, col] = x[row + dy, col + dx]
+            x[row + dy, col + dx] = here
+    return np.uint8(np.clip(blur(x / 255.0), 0, 1) * 255)
+
+
+NAIVE = {
+    ("gaussian_noise", 3): naive_gaussian_noise,
+    ("zoom_blur", 3): naive_zoom_blur,
+    ("glass_blur", 3): naive_glass_blur,
+}
+
+
+def time_baselines(images: np.ndarray, count: int) -> dict[str, float]:
+    """Images per second of each per-image loop, and of a bare uint8 -> float -> uint8 pass."""
+    rng = np.random.default_rng(0)
+    rates = {}
+    for (name, _), fn in NAIVE.items():
+        wall, _ = timed(lambda: [fn(image, rng) for image in images[:count]])  # noqa: B023
+        rates[f"naive_{name}"] = count / wall
+    wall, _ = timed(lambda: (images.astype(np.float32) / 255 * 255).astype(np.uint8))
+    rates["numpy_float_round_trip"] = len(images) / wall
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=1000, help="images per call")
+    parser.add_argument("--naive", type=int, default=50, help="images for the per-image loops")
+    parser.add_argument("--workers", type=int, default=2, help="processes (one per core)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    args = parser.parse_args()
+    timings = time_corruptions(args.batch, args.workers, args.threads)
+    scale = FULL_SET_IMAGES / args.batch
+    # The set is done when the busiest worker is: its summed wall time, scaled to 10,000 images.
+    per_worker: dict[int, float] = {}
+    for t in timings:
+        per_worker[t["worker"]] = per_worker.get(t["worker"], 0.0) + sum(t["wall"])
+    rates = {t["name"]: len(SEVERITIES) * args.batch / sum(t["wall"]) for t in timings}
+    torch.set_num_threads(args.threads)
+    images = sample_images(args.batch, seed=0)
+    baselines = time_baselines(images, args.naive)
+    speedups = {}
+    for name, severity in NAIVE:
+        wall = next(t["wall"][severity - 1] for t in timings if t["name"] == name)
+        speedups[f"{name}_vs_naive"] = args.batch / wall / baselines[f"naive_{name}"]
+    result = {
+        "images_per_s": {name: round(rate, 1) for name, rate in rates.items()},
+        "full_set_s": round(max(per_worker.values()) * scale, 1),
+        "cpu_full_set_s": round(sum(sum(t["cpu"]) for t in timings) * scale, 1),
+        "baselines_images_per_s": {name: round(rate, 1) for name, rate in baselines.items()},
+        "speedup": {name: round(ratio, 1) for name, ratio in speedups.items()},
+        "batch": args.batch,
+        "workers": args.workers,
+        "threads_per_worker": args.threads,
+        "cpus": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
