@@ -90,9 +90,7 @@ def naive_glass_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     for row in range(31, 1, -1):
         for col in range(31, 1, -1):
             dy, dx = rng.integers(-1, 1, size=2)
-            here = x[row, col].copy()
-            x[row, col] = x[row + dy, col + dx]
-            x[row + dy, col + dx] = here
+            x[row, col], x[row + dy, col + dx] = x[row + dy, col + dx], x[row, col]
     return np.uint8(np.clip(blur(x / 255.0), 0, 1) * 255)
 
 

@@ -51,6 +51,8 @@ def corrupt(images: Images, name: str, severity: int, *, seed: int = 0) -> Image
     True
     """
     params = corruption_parameters(name, severity)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     x = _as_uint8_tensor(images)
     gen = torch.Generator(device=x.device)
     gen.manual_seed(_stream_seed(seed, name, severity))

@@ -52,47 +52,33 @@ def glass_blur(x: Tensor, p, gen: Generator) -> Tensor:
     if p.max_delta != 1:
         raise ValueError(f"glass_blur's pixel walk supports max_delta 1, got {p.max_delta}")
     x = gaussian_filter(x, p.sigma)
-    x = torch.floor(x * 255 + 1e-3) / 255  # the original truncates to uint8 before shuffling
+    x = torch.floor(x * 255 + 1e-3) / 255  # the original truncates to uint8 before the walk
     n, _, h, w = x.shape
-    # np.random.randint(-1, 1) per axis: the partner is the pixel itself, or the one to the
-    # left, above, or above-left.
-    shape = (p.iterations, (h - 2) * (w - 2), n)
-    dy = torch.randint(-1, 1, shape, generator=gen, device=x.device)
-    dx = torch.randint(-1, 1, shape, generator=gen, device=x.device)
-    x = swap_walk(x, dy, dx)
+    for _ in range(p.iterations):
+        # np.random.randint(-1, 1) per axis and visited pixel: 0 or -1.
+        dy, dx = torch.randint(-1, 1, (2, n, h - 2, w - 2), generator=gen, device=x.device)
+        x = pixel_walk(x, dy, dx)
     return gaussian_filter(x, p.sigma)
 
 
-def swap_walk(x: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
-    """The original's pixel walk: for each iteration, visit rows H-1..2 and in each row columns
-    W-1..2 (bottom-right to top-left), swapping the pixel with the one at offset (dy, dx),
-    each in {-1, 0}; dy, dx: (iterations, (H-2)*(W-2) steps in walk order, N).
+def pixel_walk(x: Tensor, dy: Tensor, dx: Tensor) -> Tensor:
+    """One pass of the original's pixel walk, as it behaves rather than as its comment says.
 
-    The walk is sequential: a pixel moved by one step can be moved again by a later one. But a
-    step at (row, col) only touches rows row-1..row and columns col-1..col, so the steps that
-    must wait for each other are exactly those with a smaller wave number
-    2*(H-1-row) + (W-1-col): all steps of one wave are swapped at once, 87 waves instead of
-    900 steps, each across the whole batch.
+    The original visits rows H-1..2 and, in each, columns W-1..2 (bottom-right to top-left) and
+    runs `x[h, w], x[h2, w2] = x[h2, w2], x[h, w]` with (h2, w2) = (h + dy, w + dx), dy and dx
+    in {-1, 0}. On numpy views that statement copies x[h2, w2] into x[h, w] and leaves x[h2, w2]
+    as it was: the released CIFAR-10-C duplicates neighbours instead of swapping them. As the
+    source is up or left of the visited pixel, it is not visited yet, so every visited pixel
+    takes its neighbour's value from before the pass: one gather for the whole batch.
+    dy, dx: (N, H-2, W-2) offsets of the visited pixels, rows and columns 2..H-1 ascending.
     """
-    n, c, h, w = x.shape
-    rows, cols = torch.meshgrid(
-        torch.arange(h - 1, 1, -1, device=x.device),
-        torch.arange(w - 1, 1, -1, device=x.device),
-        indexing="ij",
-    )
-    rows, cols = rows.flatten(), cols.flatten()  # walk order
-    wave = 2 * (h - 1 - rows) + (w - 1 - cols)
-    # Position-major rows (pixel position, image): a wave touches a few blocks of nearby rows.
-    pixels = x.permute(2, 3, 0, 1).reshape(h * w * n, c).contiguous()
-    here = (rows * w + cols)[:, None] * n + torch.arange(n, device=x.device)
-    there = here + (dy * w + dx) * n
-    waves = [torch.nonzero(wave == t).flatten() for t in range(int(wave.max()) + 1)]
-    for iteration in range(len(dy)):
-        for steps in waves:
-            first, second = here[steps].flatten(), there[iteration, steps].flatten()
-            sources, targets = torch.cat((first, second)), torch.cat((second, first))
-            pixels.index_copy_(0, targets, pixels.index_select(0, sources))
-    return pixels.reshape(h, w, n, c).permute(2, 3, 0, 1)
+    n, _, h, w = x.shape
+    rows = torch.arange(2, h, device=x.device)[:, None] + dy
+    cols = torch.arange(2, w, device=x.device)[None, :] + dx
+    images = torch.arange(n, device=x.device)[:, None, None]
+    out = x.clone()
+    out[:, :, 2:, 2:] = x[images, :, rows, cols].permute(0, 3, 1, 2)
+    return out
 
 
 @register("motion_blur", radius=(6, 6, 6, 8, 9), sigma=(1, 1.5, 2, 2, 2.5))

@@ -212,8 +212,8 @@ def motion_blur(x: Tensor, radius: int, sigma: float, angles: Tensor) -> Tensor:
     """
     n, c, h, w = x.shape
     steps = torch.arange(2 * radius + 1, device=x.device, dtype=torch.float64)
-    weights = torch.exp(-(steps**2) / (2 * sigma**2))
-    weights = (weights / weights.sum()).tolist()
+    taps = torch.exp(-(steps**2) / (2 * sigma**2))
+    weights = (taps / taps.sum()).tolist()
     radians = torch.deg2rad(angles.double())[:, None]
     # ImageMagick rounds each offset with ceil(v - 0.5); (N, steps, H or W) source rows/columns.
     dy = torch.ceil(steps * torch.sin(radians) - 0.5).long()

@@ -20,8 +20,10 @@ from auxtune.data.corruptions._ops import (
 from auxtune.data.corruptions._registry import register
 
 
-def _uniform(n: int, low: float, high: float, gen: Generator, device: torch.device) -> Tensor:
-    return low + (high - low) * torch.rand(n, generator=gen, device=device)
+def _uniform(
+    shape: tuple[int, ...], low: float, high: float, gen: Generator, device: torch.device
+) -> Tensor:
+    return low + (high - low) * torch.rand(shape, generator=gen, device=device)
 
 
 @register("snow", mean=(0.1, 0.1, 0.15, 0.25, 0.3), std=(0.2, 0.2, 0.3, 0.3, 0.3),
@@ -33,7 +35,7 @@ def snow(x: Tensor, p, gen: Generator) -> Tensor:
     flakes = p.mean + p.std * torch.randn((n, 1, h, w), generator=gen, device=x.device)
     flakes = clipped_zoom(flakes, p.zoom)  # larger zoom: larger flakes
     flakes = torch.where(flakes < p.threshold, 0, flakes).clamp(0, 1)
-    angles = _uniform(n, -135, -45, gen, x.device)  # falling, within 45 degrees of vertical
+    angles = _uniform((n,), -135, -45, gen, x.device)  # falling, within 45 degrees of vertical
     flakes = motion_blur(flakes, p.blur_radius, p.blur_sigma, angles)
     # A snowy scene is paler: blend towards a brightened grey version of the image.
     pale = torch.maximum(x, grey(x) * 1.5 + 0.5)
@@ -41,10 +43,10 @@ def snow(x: Tensor, p, gen: Generator) -> Tensor:
     return x + flakes + flakes.flip(-2, -1)  # the flip adds a second layer of flakes
 
 
-# The original adds a random 32x32 crop of one of six photographs of frost (scaled to 20%). No image
-# files here: each call draws a few frost sheets (a rough fractal haze plus thin bright ice
-# needles, tinted blue-white like the photographs) and every image takes a random crop of one.
-FROST_SHEETS = 4  # per call (the original had six photographs)
+# The original adds a random 32x32 crop of one of six photographs of frost (scaled to 20%). No
+# image files here: each batch draws a few frost sheets (a rough fractal haze plus thin bright
+# ice needles, tinted blue-white like the photographs) and every image takes a random crop of one.
+FROST_SHEETS = 4  # per batch of up to CHUNK images (the original had six photographs)
 FROST_SHEET_SIZE = 128  # pixels, a power of two for the plasma fractal
 FROST_TINT = (0.82, 0.90, 1.0)  # RGB
 NEEDLES_PER_PIXEL = 1 / 64
@@ -74,16 +76,13 @@ def _ice_needles(n: int, size: int, gen: Generator, device: torch.device) -> Ten
     needles point along it or at +-60 degrees from it, with a little jitter. Each needle is drawn
     on a small window around its centre that wraps at the map's edges.
     """
-    count = round(NEEDLES_PER_PIXEL * size * size)
-
-    def uniform(low: float, high: float) -> Tensor:
-        return low + (high - low) * torch.rand((n, count, 1, 1), generator=gen, device=device)
-
-    lattice = uniform(0, math.pi)[:, :1]
-    branch = torch.randint(-1, 2, (n, count, 1, 1), generator=gen, device=device)
-    angle = lattice + branch * (math.pi / 3) + 0.15 * uniform(-1, 1)
-    centre_y, centre_x = uniform(0, size), uniform(0, size)
-    half_length, strength = uniform(*NEEDLE_LENGTH) / 2, uniform(0.3, 1)
+    shape = (n, round(NEEDLES_PER_PIXEL * size * size), 1, 1)  # (map, needle, row, column)
+    lattice = _uniform((n, 1, 1, 1), 0, math.pi, gen, device)
+    branch = torch.randint(-1, 2, shape, generator=gen, device=device)
+    angle = lattice + branch * (math.pi / 3) + _uniform(shape, -0.15, 0.15, gen, device)
+    centre_y, centre_x = _uniform((2, *shape), 0, size, gen, device)
+    half_length = _uniform(shape, *NEEDLE_LENGTH, gen, device) / 2
+    strength = _uniform(shape, 0.3, 1, gen, device)
     reach = math.ceil(NEEDLE_LENGTH[1] / 2 + 3 * NEEDLE_WIDTH)
     window = torch.arange(-reach, reach + 1, device=device)
     rows = centre_y.floor().long() + window[:, None]  # (n, count, window, 1)
@@ -144,7 +143,7 @@ def spatter(x: Tensor, p, gen: Generator) -> Tensor:
     liquid = p.loc + p.scale * torch.randn((n, 1, h, w), generator=gen, device=x.device)
     liquid = gaussian_filter(liquid, p.sigma)
     liquid = torch.where(liquid < p.threshold, 0, liquid)  # drops: where the blurred noise peaks
-    if p.mud:
+    if p.mud:  # the original uses the intensity column as the mud mask's blur sigma
         return _mud(x, liquid > p.threshold, p.intensity)
     return _water(x, liquid, p.intensity)
 
