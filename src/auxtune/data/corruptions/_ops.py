@@ -103,9 +103,9 @@ def gaussian_filter(
     x: Tensor, sigma: float, *, mode: str = "nearest", truncate: float = 4.0
 ) -> Tensor:
     """Per-channel Gaussian blur of (N, C, H, W), as scipy.ndimage.gaussian_filter."""
-    if sigma <= 0:
+    taps = gaussian_taps(sigma, truncate) if sigma > 0 else (1.0,)
+    if len(taps) == 1:  # sigma 0, or so small that scipy's kernel is a single tap
         return x
-    taps = gaussian_taps(sigma, truncate)
     h, w = x.shape[-2:]
     return apply_separable(x, filter_matrix(taps, h, mode), filter_matrix(taps, w, mode))
 
