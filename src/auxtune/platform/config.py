@@ -44,6 +44,7 @@ class SearchConfig:
     max_concurrent: int = 0  # trials at once; 0 = as many as the resources allow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions share a GPU, e.g. 0.25
+    optuna_storage: str | None = None  # optuna: RDB URL keeping the study (e.g. sqlite:///study.db)
 
     def __post_init__(self) -> None:
         check(self.num_trials >= 1, f"search.num_trials = {self.num_trials} must be >= 1")
@@ -65,6 +66,11 @@ class SearchConfig:
         check(self.grace_period >= 1, "search.grace_period must be >= 1 epoch")
         check(self.reduction_factor >= 2, "search.reduction_factor must be >= 2")
         check(self.max_concurrent >= 0, "search.max_concurrent must be >= 0")
+        check(
+            self.optuna_storage is None or "://" in self.optuna_storage,
+            f"search.optuna_storage = {self.optuna_storage!r} must be a database URL such as "
+            "sqlite:///ABS/PATH/study.db (or null for an in-memory study)",
+        )
         check(self.cpus_per_trial > 0, f"search.cpus_per_trial = {self.cpus_per_trial} must be > 0")
         check(
             self.gpus_per_trial >= 0, f"search.gpus_per_trial = {self.gpus_per_trial} must be >= 0"

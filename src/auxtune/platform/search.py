@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import socket
@@ -30,8 +31,11 @@ from auxtune.platform import tracking
 from auxtune.platform.config import ExperimentConfig
 from auxtune.search_spaces import SearchPlan, build_plan, check_strategy
 
+log = logging.getLogger("auxtune.search")
 RESULTS_DIR = "ray_results"  # under tracking.workdir unless tracking.storage is set
 CONNECT_TIMEOUT_S = 5.0
+#: more ``tune.Callback`` objects for every new search (tests use it to interrupt one)
+EXTRA_CALLBACKS: list[Any] = []
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,38 @@ class SearchResult:
     results_path: str  # Ray Tune experiment directory
     logging_s: float = 0.0  # driver time spent writing to MLflow
     tracking_uri: str = ""
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)  # driver seconds by phase
 
     @property
     def failed(self) -> list[TrialSummary]:
         return [t for t in self.trials if t.status == "ERROR"]
+
+
+class _Phases:
+    """Wall seconds of the driver's phases (data, ray_init, mlflow_setup, tune_fit, ...)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._name: str | None = None
+        self._start = 0.0
+
+    def begin(self, name: str | None) -> None:
+        now = time.perf_counter()
+        if self._name is not None:
+            self.seconds[self._name] = self.seconds.get(self._name, 0.0) + now - self._start
+        self._name, self._start = name, now
+
+    def __call__(self, name: str) -> Any:
+        phases = self
+
+        class _Span:
+            def __enter__(self) -> None:
+                phases.begin(name)
+
+            def __exit__(self, *exc: Any) -> None:
+                phases.begin(None)
+
+        return _Span()
 
 
 class SearchError(UserError):
@@ -99,16 +131,22 @@ def run_search(
         target = tracking.TrackingTarget(
             state.data["tracking_uri"], state.data.get("artifact_root")
         )
-    tracking.check_reachable(target)  # before any Ray work
+    tracking.check_reachable(target)  # before any Ray or data work
+    if address not in (None, "auto"):
+        _probe(address)
 
     exp, plan = _plan(exp, strategy, budget_trial_epochs)
     train_cfg = exp.train_config()
     _check_weighting(train_cfg.weighting.name)
     from auxtune.trainables.data import prepare_trial_data
 
-    data = prepare_trial_data(train_cfg)
-    started_ray = _connect(address)
+    phases = _Phases()
+    with phases("data"):
+        data = prepare_trial_data(train_cfg)
+    with phases("ray_init"):
+        started_ray = _connect(address)
     try:
+        phases.begin("mlflow_setup")
         client = tracking.client(target.uri)
         experiment_id = tracking.ensure_experiment(client, name, target)
         parent = _parent_run(
@@ -132,6 +170,7 @@ def run_search(
             parent_run_id=parent,
         )
         state.save()
+        phases.begin("tune_setup")
         tuner = _tuner(
             exp,
             strategy,
@@ -146,17 +185,21 @@ def run_search(
             resume,
             verbose,
         )
+        phases.begin("tune_fit")
         grid = tuner.fit()
+        phases.begin("summary")
         state = tracking.SearchState(state_path)
         runs = state.runs or tracking.trial_runs(client, experiment_id, parent)
-        trials = _summaries(grid, runs)
+        trials = _summaries(grid, exp_dir, runs, state.histories())
         try:
             result = _result(exp, strategy, name, parent, trials, exp_dir, start, state, target)
         except SearchError:
             client.set_terminated(parent, "FAILED")
             raise
         _close_parent(client, parent, result, exp.search.metric)
-        return result
+        phases.begin(None)
+        log.info("search %s phases (s): %s", name, phases.seconds)
+        return dataclasses.replace(result, phases=phases.seconds)
     finally:
         if started_ray:
             import ray
@@ -227,24 +270,30 @@ def _experiment_dir(
 
 
 def _connect(address: str | None) -> bool:
-    """Initialise Ray; True when this call started it (and so must shut it down)."""
+    """Initialise Ray; True when this call started it (and so must shut it down).
+
+    An already initialised Ray (a test session, a notebook) is reused. ``address=None`` starts a
+    fresh local instance even when a cluster runs on this machine (``address="local"``).
+    """
     import ray
 
+    if address not in (None, "auto"):
+        _probe(address)
     if ray.is_initialized():
         return False
     if address is None:
         ray.init(
-            address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True
+            address="local",
+            num_cpus=os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=True,
         )
         return True
-    if address != "auto":
-        _probe(address)
     try:
         ray.init(address=address, log_to_driver=True)
     except (ConnectionError, TimeoutError, OSError, RuntimeError) as err:
-        raise UserError(
-            f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0]}"
-        ) from None
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {first}") from None
     return True
 
 
@@ -336,7 +385,7 @@ def _tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage,
-            callbacks=[callback],
+            callbacks=[callback, *EXTRA_CALLBACKS],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=plan.checkpoints_to_keep),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=verbose,
@@ -425,26 +474,35 @@ def _parent_run(
 
 
 # -------------------------------------------------------------------------------- the results
-def _summaries(grid: Any, runs: dict[str, str]) -> list[TrialSummary]:
+def _summaries(
+    grid: Any, exp_dir: str, runs: dict[str, str], histories: dict[str, list[dict[str, Any]]]
+) -> list[TrialSummary]:
+    """One summary per trial; histories from the driver's record (complete under PBT)."""
     from auxtune.trainables.config import chosen_params
 
     analysis = getattr(grid, "_experiment_analysis", None)
     trials = list(analysis.trials) if analysis is not None else []
+    saved = _saved_statuses(exp_dir)
     summaries = []
     for trial in trials:
-        history = _history(trial)
+        rows = histories.get(trial.trial_id) or _result_json(trial)
+        history = [
+            {k: float(v) for k, v in row.items() if isinstance(v, (int, float))} for row in rows
+        ]
         last = history[-1] if history else {}
-        error = tracking.trial_error_message(trial) if trial.status == "ERROR" else None
+        # Tune marks running trials TERMINATED when it stops on Ctrl-C; its saved state knows better
+        status = str(saved.get(trial.trial_id, trial.status))
+        error = tracking.trial_error_message(trial) if status == "ERROR" else None
         node = (trial.last_result or {}).get("node_id")
         summaries.append(
             TrialSummary(
                 trial_id=trial.trial_id,
                 params=chosen_params(trial.config),
-                metrics={k: v for k, v in last.items() if k != "time_this_iter_s"},
+                metrics={k: v for k, v in last.items() if k not in ("step", "training_iteration")},
                 history=history,
                 epochs=len(history),
-                seconds=float(sum(row.get("time_this_iter_s", 0.0) for row in history)),
-                status=str(trial.status),
+                seconds=float(sum(row.get("time/iter_s", 0.0) for row in history)),
+                status=status,
                 error=error,
                 mlflow_run_id=runs.get(trial.trial_id),
                 node_id=str(node) if node else None,
@@ -453,20 +511,31 @@ def _summaries(grid: Any, runs: dict[str, str]) -> list[TrialSummary]:
     return summaries
 
 
-def _history(trial: Any) -> list[dict[str, float]]:
-    """Per-epoch numeric metrics from the trial's ``result.json`` (one JSON object a line)."""
+def _saved_statuses(exp_dir: str) -> dict[str, str]:
+    """Trial statuses in Tune's last saved experiment state (taken before its Ctrl-C cleanup)."""
+    if "://" in exp_dir:
+        return {}
+    try:
+        from ray.tune import ExperimentAnalysis
+
+        return {t.trial_id: t.status for t in ExperimentAnalysis(exp_dir).trials}
+    except Exception:  # no readable state: keep the in-memory statuses
+        return {}
+
+
+def _result_json(trial: Any) -> list[dict[str, Any]]:
+    """Fallback history: the trial's ``result.json`` (incomplete after PBT restores)."""
     path = Path(trial.local_path or trial.path or "", "result.json")
     if not path.is_file():
         return []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        result = json.loads(line)
-        row = tracking.numeric_metrics(result)
-        row["time_this_iter_s"] = float(result.get("time_this_iter_s") or 0.0)
-        row["training_iteration"] = float(result.get("training_iteration") or 0)
-        rows.append(row)
+        if line.strip():
+            result = json.loads(line)
+            row: dict[str, Any] = {"step": len(rows) + 1, **tracking.numeric_metrics(result)}
+            row["time/iter_s"] = float(result.get("time_this_iter_s") or 0.0)
+            row["training_iteration"] = int(result.get("training_iteration") or 0)
+            rows.append(row)
     return rows
 
 

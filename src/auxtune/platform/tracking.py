@@ -255,7 +255,7 @@ class SearchState:
     """``auxtune_search.json`` in the Tune experiment directory: run ids and logging time.
 
     Written atomically whenever a trial gets its MLflow run, so an interrupted search resumes
-    into the same runs.
+    into the same runs. Beside it, :attr:`history_path` keeps every result of every trial.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -274,6 +274,45 @@ class SearchState:
         tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
         os.replace(tmp, self.path)
 
+    @property
+    def history_path(self) -> Path:
+        """Every result of every trial in the order the driver saw them (JSON lines).
+
+        Tune rewrites a trial's own ``result.json`` when it restores a checkpoint (a PBT exploit
+        drops the rows after the donor's epoch), so this file is the complete record.
+        """
+        return self.path.with_suffix(".history.jsonl")
+
+    def append_history(self, row: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.history_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def histories(self) -> dict[str, list[dict[str, Any]]]:
+        """trial id -> its rows (``step`` counts the trial's results from 1), replays rewound."""
+        by_trial: dict[str, list[dict[str, Any]]] = {}
+        if self.history_path.is_file():
+            for line in self.history_path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    add_row(by_trial.setdefault(row.pop("trial_id"), []), row)
+        return by_trial
+
+
+def add_row(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    """Append a trial's result to its rows, first dropping the rows it replays.
+
+    A resumed trial restarts from its last *registered* checkpoint, so a result Tune had shown
+    the driver just before an interruption can come again: a result whose ``training_iteration``
+    is not past the previous row's (and that is not a PBT exploit, which restores another trial's
+    checkpoint on purpose) replaces the rows it repeats.
+    """
+    if not row.get("restored_from"):
+        iteration = row.get("training_iteration", math.inf)
+        while rows and rows[-1].get("training_iteration", -math.inf) >= iteration:
+            rows.pop()
+    rows.append(row)
+
 
 # ------------------------------------------------------------------------------- the callback
 class MlflowTrialCallback(tune.Callback):
@@ -283,10 +322,12 @@ class MlflowTrialCallback(tune.Callback):
     hooks only queue work; one background writer thread does every MLflow call, in order. The
     queue is drained at the end of the experiment (and at interpreter exit).
 
+    The MLflow step of a metric is the trial's result count (1, 2, ...), monotonic even when PBT
+    restores another trial's checkpoint; the model's own epoch is the ``epoch`` metric.
     ``trial_params(config)`` gives the params of a trial (strategy, initial lambdas, trainer
     config) and ``trial_artifacts(config, history)`` its end-of-trial artifacts as
-    ``{file name: bytes}``. Hook time and writer time are summed into the state file
-    (``hook_s``, ``logging_s``).
+    ``{file name: bytes}``. Hook and writer time are summed into the state file (``hook_s``,
+    ``logging_s``).
     """
 
     def __init__(
@@ -313,9 +354,7 @@ class MlflowTrialCallback(tune.Callback):
         self._client: Any = None
         self._state: SearchState | None = None
         self._writer: _Writer | None = None
-        self._history: dict[str, list[dict[str, float]]] = {}
-        self._exploits: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._history: dict[str, list[dict[str, Any]]] | None = None
 
     # the callback is pickled into Tune's tuner.pkl: keep only plain settings
     def __getstate__(self) -> dict[str, Any]:
@@ -347,13 +386,20 @@ class MlflowTrialCallback(tune.Callback):
         return self._state
 
     @property
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        if self._history is None:  # after a resume: the rows logged before the interruption
+            self._history = self.state.histories()
+        return self._history
+
+    @property
     def writer(self) -> _Writer:
         if self._writer is None:
             self._writer = _Writer(self.state)
         return self._writer
 
     def setup(self, *args: Any, **info: Any) -> None:
-        self._state = SearchState(self.state_path)  # the file is the truth after a resume
+        self._state = SearchState(self.state_path)  # the files are the truth after a resume
+        self._history = None
 
     # -- Tune hooks: measure, queue, return ------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -364,48 +410,36 @@ class MlflowTrialCallback(tune.Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         with self._hook():
+            rows = self.history.setdefault(trial.trial_id, [])
             metrics = numeric_metrics(result)
-            step = int(result.get("epoch", result.get("training_iteration", 0)))
-            self._history.setdefault(trial.trial_id, []).append({"step": float(step), **metrics})
+            # wall time of this result inside the trial (train + eval + checkpoint)
+            metrics["time/iter_s"] = float(result.get("time_this_iter_s") or 0.0)
             tags = {}
             donor = result.get("restored_from")
             if donor:
-                count = self._exploits.get(trial.trial_id, 0) + 1
-                self._exploits[trial.trial_id] = count
+                metrics["pbt/exploit"] = 1.0
                 tags = {
                     "pbt.last_donor": str(donor),
-                    "pbt.exploits": str(count),
+                    "pbt.exploits": str(1 + sum(1 for r in rows if r.get("restored_from"))),
                     "pbt.current_config": json.dumps(_plain(trial.config), sort_keys=True),
                 }
-            self.writer.put(
-                self._log, trial.trial_id, str(trial), dict(trial.config), metrics, tags, step
-            )
+            row: dict[str, Any] = {
+                "training_iteration": int(result.get("training_iteration") or 0),
+                **metrics,
+            }
+            if donor:
+                row["restored_from"] = str(donor)
+            add_row(rows, row)
+            row["step"] = len(rows)  # the trial's n-th result: monotonic across PBT restores
+            self.writer.put(self._log, trial.trial_id, str(trial), dict(trial.config), row, tags)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         with self._hook():
-            history = list(self._history.get(trial.trial_id, []))
-            self.writer.put(
-                self._finish,
-                trial.trial_id,
-                str(trial),
-                dict(trial.config),
-                history,
-                "FINISHED",
-                None,
-            )
+            self._queue_finish(trial, "FINISHED", None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         with self._hook():
-            history = list(self._history.get(trial.trial_id, []))
-            self.writer.put(
-                self._finish,
-                trial.trial_id,
-                str(trial),
-                dict(trial.config),
-                history,
-                "FAILED",
-                trial_error_message(trial),
-            )
+            self._queue_finish(trial, "FAILED", trial_error_message(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
@@ -415,6 +449,11 @@ class MlflowTrialCallback(tune.Callback):
         if self._writer is not None:
             self._writer.drain()
         self.state.save()
+
+    def _queue_finish(self, trial: Any, status: str, error: str | None) -> None:
+        history = list(self.history.get(trial.trial_id, []))
+        args = (trial.trial_id, str(trial), dict(trial.config), history, status, error)
+        self.writer.put(self._finish, *args)
 
     # -- the writer's work (background thread) ----------------------------------------------
     def _run_id(self, trial_id: str, name: str, config: dict[str, Any]) -> str:
@@ -447,29 +486,28 @@ class MlflowTrialCallback(tune.Callback):
         trial_id: str,
         name: str,
         config: dict[str, Any],
-        metrics: dict[str, float],
+        row: dict[str, Any],
         tags: dict[str, str],
-        step: int,
     ) -> None:
-        log_batch(
-            self.client, self._run_id(trial_id, name, config), metrics=metrics, tags=tags, step=step
-        )
+        skip = ("step", "restored_from", "training_iteration")
+        metrics = {k: v for k, v in row.items() if k not in skip}
+        run_id = self._run_id(trial_id, name, config)
+        log_batch(self.client, run_id, metrics=metrics, tags=tags, step=int(row["step"]))
+        self.state.append_history({"trial_id": trial_id, **row})
 
     def _finish(
         self,
         trial_id: str,
         name: str,
         config: dict[str, Any],
-        history: list[dict[str, float]],
+        history: list[dict[str, Any]],
         status: str,
         error: str | None,
     ) -> None:
         if trial_id in self.state.data["finished"]:
             return
         run_id = self._run_id(trial_id, name, config)
-        if not history or history[0].get("step", 1) > 1:  # resumed: earlier epochs are in MLflow
-            history = self._history_from_mlflow(run_id) or history
-        tags = {"auxtune.status": status.lower(), "epochs": str(len(history))}
+        tags = {"auxtune.status": status.lower(), "results": str(len(history))}
         if error:
             tags["error"] = error
         log_batch(self.client, run_id, tags=tags)
@@ -489,15 +527,6 @@ class MlflowTrialCallback(tune.Callback):
             path = Path(tmp, name)
             path.write_bytes(payload)
             self.client.log_artifact(run_id, str(path))
-
-    def _history_from_mlflow(self, run_id: str) -> list[dict[str, float]]:
-        run = self.client.get_run(run_id)
-        steps: dict[int, dict[str, float]] = {}
-        for key in run.data.metrics:
-            if key.startswith("lambda/") or key == "val_corrupt_accuracy":
-                for m in self.client.get_metric_history(run_id, key):
-                    steps.setdefault(int(m.step), {"step": float(m.step)})[key] = m.value
-        return [steps[s] for s in sorted(steps)]
 
     def _hook(self) -> _Timer:
         return _Timer(self.state, "hook_s")
@@ -521,9 +550,9 @@ class _Writer:
     def __init__(self, state: SearchState) -> None:
         self.state = state
         self.queue: queue.Queue[Any] = queue.Queue()
+        self.warned = False
         self.thread = threading.Thread(target=self._loop, name="auxtune-mlflow", daemon=True)
         self.thread.start()
-        self.warned = False
         atexit.register(self.drain)
 
     def put(self, fn: Any, *args: Any) -> None:
@@ -582,14 +611,17 @@ def lambda_trajectory_png(history: Iterable[Mapping[str, float]], title: str) ->
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     for key in keys:
-        points = [(row["step"], row[key]) for row in rows if key in row]
+        points = [(i + 1, row[key]) for i, row in enumerate(rows) if key in row]
         axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key[7:])
-    axes.set_xlabel("epoch")
+    for i, row in enumerate(rows):  # PBT exploits: the checkpoint came from another trial
+        if row.get("restored_from"):
+            axes.axvline(i + 1, color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("result of this trial (one per epoch)")
     axes.set_ylabel("lambda")
     axes.set_title(title, fontsize=9)
     if keys:
         axes.legend(fontsize=7)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.15)  # tight_layout is slow
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -19,9 +19,7 @@ def plan(
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    storage = (
-        storage if storage is not None else _storage(getattr(exp.search, "optuna_storage", None))
-    )
+    storage = storage if storage is not None else _storage(exp.search.optuna_storage)
     search = OptunaSearch(
         metric=exp.search.metric,
         mode="max",

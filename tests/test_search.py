@@ -1,0 +1,233 @@
+"""End-to-end searches on tiny synthetic data: every strategy, PBT exploits, resume, NaN trials.
+
+One local Ray instance serves the whole module; every search writes to its own tmp workdir
+(Tune results + SQLite MLflow store), and the checks read MLflow back with ``MlflowClient``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ray import tune
+
+from auxtune.platform.config import ExperimentConfig, load_experiment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Any:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data cache and one MLflow store shared by the module's searches (each has its own name)."""
+    return tmp_path_factory.mktemp("data-cache")
+
+
+def tiny(workdir: Path, cache: Path, *overrides: str) -> ExperimentConfig:
+    """WRN-10-1 with 4 stem channels on 128 synthetic images: about a second per epoch."""
+    return load_experiment(
+        None,
+        [
+            "model.depth=10",
+            "model.widen_factor=1",
+            "model.base_width=4",
+            "tasks.decoder_width=8",
+            "tasks.names=[rotation]",
+            "optim.epochs=2",
+            "optim.batch_size=32",
+            "data.num_train=128",
+            "data.num_val=40",
+            "data.num_test=10",
+            "data.holdout=32",
+            f"data.data_dir={cache}",
+            "search.num_trials=2",
+            "search.grid=[0.0,1.0]",
+            "runtime.device=cpu",
+            "weighting.meta_batch_size=8",
+            "weighting.warmup_epochs=0",
+            f"tracking.workdir={workdir}",
+            f"tracking.tracking_uri=sqlite:///{cache}/mlflow.db",
+            f"name=tiny-{workdir.name}",
+            *overrides,
+        ],
+    )
+
+
+def mlflow_trials(result: Any) -> dict[str, Any]:
+    """Nested runs under the search's parent run, by Ray trial id."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(result.tracking_uri)
+    experiment = client.get_experiment_by_name(result.experiment_name)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'",
+    )
+    by_trial = {run.data.tags["ray.trial_id"]: run for run in runs}
+    assert len(by_trial) == len(runs), "two MLflow runs for one trial"
+    return by_trial
+
+
+def check_recorded(result: Any, strategy: str, epochs: int = 2) -> None:
+    """One nested run per trial with the strategy's params, per-epoch metrics and artifacts."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(result.tracking_uri)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.params["strategy"] == strategy
+    assert {"version.ray", "version.torch", "version.mlflow", "seed"} <= set(parent.data.params)
+    assert parent.info.status == "FINISHED"
+    runs = mlflow_trials(result)
+    assert set(runs) == {t.trial_id for t in result.trials}
+    for trial in result.trials:
+        run = runs[trial.trial_id]
+        assert trial.mlflow_run_id == run.info.run_id
+        assert run.data.params["strategy"] == strategy
+        assert "lambda/rotation" in run.data.params
+        assert run.data.params["train.optim.lr"] == "0.1"
+        if trial.status == "ERROR":
+            assert run.info.status == "FAILED"
+            continue
+        assert run.info.status == "FINISHED"
+        metrics = run.data.metrics
+        for key in (
+            "loss/main",
+            "loss/rotation",
+            "lambda/rotation",
+            "val_accuracy",
+            "val_corrupt_accuracy",
+            "time/epoch_s",
+        ):
+            assert key in metrics, key
+        history = client.get_metric_history(run.info.run_id, "val_corrupt_accuracy")
+        # one step per result (a result replayed after a resume logs its step again)
+        assert sorted({m.step for m in history}) == list(range(1, trial.epochs + 1))
+        assert [row["step"] for row in trial.history] == list(range(1, trial.epochs + 1))
+        if trial.history[-1]["epoch"] == epochs:  # trained to the end: corrupted-test accuracy
+            assert {"c15_accuracy", "c19_accuracy", "c/fog"} <= set(metrics)
+            assert 0.0 <= metrics["c15_accuracy"] <= 1.0
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "lambda_trajectory.png"} <= artifacts
+
+
+def check_result(result: Any, trials: int) -> None:
+    assert len(result.trials) == trials
+    assert result.trial_epochs == sum(t.epochs for t in result.trials)
+    assert result.best in result.trials and result.best.status == "TERMINATED"
+    assert "val_corrupt_accuracy" in result.best.metrics
+    for trial in result.trials:
+        assert trial.epochs == len(trial.history)
+        if trial.status != "ERROR":
+            assert trial.epochs > 0 and trial.seconds > 0 and trial.node_id
+
+
+@pytest.mark.parametrize("strategy", ["random", "optuna", "pb2", "meta"])
+def test_strategy_end_to_end(ray_session: Any, cache: Path, tmp_path: Path, strategy: str) -> None:
+    from auxtune.platform.search import run_search
+
+    result = run_search(tiny(tmp_path, cache), strategy, verbose=0)
+    check_result(result, 2)
+    check_recorded(result, strategy)
+    for trial in result.trials:
+        assert 0.0 <= trial.params["lambda/rotation"] <= 1.0
+        if strategy == "meta":
+            assert 1e-3 <= trial.params["meta_lr"] <= 1e-1
+            assert "meta/loss" in trial.history[-1] or "meta/loss" in trial.metrics
+
+
+def test_fixed_grid_with_a_diverging_trial(ray_session: Any, cache: Path, tmp_path: Path) -> None:
+    """A NaN trial ends as ERROR with its reason (MLflow run FAILED); the others finish."""
+    from auxtune.platform.search import run_search
+
+    exp = tiny(tmp_path, cache, "search.grid=[0.0,1.0,1e20]")
+    result = run_search(exp, "fixed", verbose=0)
+    check_result(result, 3)
+    lambdas = sorted(t.params["lambda/rotation"] for t in result.trials)
+    assert lambdas == [0.0, 1.0, 1e20]
+    (failed,) = result.failed
+    assert failed.params["lambda/rotation"] == 1e20
+    assert "DivergenceError" in (failed.error or "") and "nan" in (failed.error or "")
+    check_recorded(result, "fixed")
+    run = mlflow_trials(result)[failed.trial_id]
+    assert "DivergenceError" in run.data.tags["error"]
+
+
+def test_pbt_exploit_copies_a_checkpoint_and_mutates_lambda(
+    ray_session: Any, cache: Path, tmp_path: Path
+) -> None:
+    """An exploited trial continues from another trial's checkpoint with a perturbed lambda."""
+    from auxtune.platform import tracking
+    from auxtune.platform.search import run_search
+
+    exp = tiny(tmp_path, cache, "optim.epochs=4", "search.perturbation_interval=1")
+    result = run_search(exp, "pbt", verbose=0)
+    check_result(result, 2)
+    ids = {t.trial_id for t in result.trials}
+    state = tracking.SearchState(Path(result.results_path, tracking.STATE_FILE))
+    rows = state.histories()  # with each exploit's donor
+    exploits = [
+        (trial_id, i)
+        for trial_id in ids
+        for i, row in enumerate(rows[trial_id])
+        if row.get("restored_from")
+    ]
+    assert exploits, "no PBT exploit happened in 4 epochs"
+    trial_id, i = min(exploits, key=lambda e: e[1])  # a trial's first exploit
+    history = rows[trial_id]
+    assert history[i]["restored_from"] in ids - {trial_id}  # the checkpoint of another trial
+    assert i > 0 and history[i]["lambda/rotation"] != history[i - 1]["lambda/rotation"]
+    assert history[i]["epoch"] >= 2  # training continued from the donor's epoch, not from scratch
+    assert history[-1]["epoch"] == 4
+    summary = next(t for t in result.trials if t.trial_id == trial_id)
+    assert summary.history[i]["pbt/exploit"] == 1.0 and summary.epochs == len(history)
+    check_recorded(result, "pbt", epochs=4)
+    run = mlflow_trials(result)[trial_id]
+    assert run.data.tags["pbt.last_donor"] in ids - {trial_id}
+
+
+class Interrupt(tune.Callback):
+    """Presses Ctrl-C once, after ``after`` results; the marker file keeps the resumed search
+    (which unpickles this callback again from Tune's state) from being interrupted too."""
+
+    def __init__(self, after: int, marker: Path) -> None:
+        self.after, self.marker, self.seen = after, marker, 0
+
+    def on_trial_result(self, *args: Any, **kwargs: Any) -> None:
+        self.seen += 1
+        if self.seen >= self.after and not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_resume_continues_without_duplicates(
+    ray_session: Any, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auxtune.platform import search
+
+    exp = tiny(tmp_path, cache, "optim.epochs=3")
+    monkeypatch.setattr(search, "EXTRA_CALLBACKS", [Interrupt(2, tmp_path / "interrupted")])
+    first = search.run_search(exp, "fixed", verbose=0)
+    assert (tmp_path / "interrupted").exists()
+    assert any(t.status != "TERMINATED" for t in first.trials), "nothing left to resume"
+    assert all(t.status in ("TERMINATED", "RUNNING", "PAUSED", "PENDING") for t in first.trials)
+    done_before = {t.trial_id: t.epochs for t in first.trials if t.status == "TERMINATED"}
+    second = search.run_search(exp, "fixed", resume=True, verbose=0)
+    assert second.results_path == first.results_path
+    assert second.parent_run_id == first.parent_run_id
+    assert {t.trial_id for t in second.trials} == {t.trial_id for t in first.trials}
+    assert all(t.status == "TERMINATED" and t.epochs == 3 for t in second.trials)
+    for trial_id, epochs in done_before.items():
+        assert next(t for t in second.trials if t.trial_id == trial_id).epochs == epochs
+    check_recorded(second, "fixed", epochs=3)  # exactly one run per trial, every epoch once

@@ -1,0 +1,136 @@
+"""``auxtune search`` / ``auxtune ui`` on bad input: one clear line on stderr, exit code 2, fast.
+
+None of these start Ray: every check runs before it (the unreachable address and tracking server
+are probed with a short timeout).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from auxtune.platform.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def tiny_args(tmp_path: Path) -> list[str]:
+    return [
+        f"tracking.workdir={tmp_path}",
+        f"data.data_dir={tmp_path / 'cache'}",
+        "data.num_train=32",
+        "data.num_val=8",
+        "data.num_test=4",
+        "data.holdout=8",
+    ]
+
+
+def test_unknown_strategy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = run_cli(capsys, "search", "--strategy", "grid", *tiny_args(tmp_path))
+    assert code == 2
+    assert (
+        "unknown search strategy 'grid'" in err and "fixed, random, optuna, pbt, pb2, meta" in err
+    )
+    assert len(err.splitlines()) == 1
+
+
+def test_inverted_lambda_range(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = ["search.lambda_low=1.0", "search.lambda_high=0.5"]
+    code, err = run_cli(capsys, "search", "--strategy", "random", *tiny_args(tmp_path), *args)
+    assert code == 2 and "empty or inverted" in err and len(err.splitlines()) == 1
+
+
+def test_unknown_task(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = ["tasks.names=[rotation,sudoku]"]
+    code, err = run_cli(capsys, "search", "--strategy", "pbt", *tiny_args(tmp_path), *args)
+    assert code == 2 and "unknown task 'sudoku'" in err
+
+
+def test_unreachable_ray_address(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    start = time.monotonic()
+    code, err = run_cli(
+        capsys,
+        "search",
+        "--strategy",
+        "fixed",
+        "--address",
+        "ray://127.0.0.1:1",
+        *tiny_args(tmp_path),
+    )
+    assert code == 2 and "cannot reach the Ray cluster at ray://127.0.0.1:1" in err
+    assert time.monotonic() - start < 30
+
+
+def test_malformed_ray_address(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = run_cli(
+        capsys, "search", "--strategy", "fixed", "--address", "somewhere", *tiny_args(tmp_path)
+    )
+    assert code == 2 and "is not auto, ray://HOST:PORT or HOST:PORT" in err
+
+
+def test_unreachable_tracking_server(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    start = time.monotonic()
+    code, err = run_cli(
+        capsys,
+        "search",
+        "--strategy",
+        "random",
+        "--tracking-uri",
+        "http://127.0.0.1:1",
+        *tiny_args(tmp_path),
+    )
+    assert code == 2 and "cannot reach the MLflow tracking server http://127.0.0.1:1" in err
+    assert len(err.splitlines()) == 1 and time.monotonic() - start < 30
+
+
+def test_file_store_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = run_cli(
+        capsys,
+        "search",
+        "--strategy",
+        "random",
+        "--tracking-uri",
+        f"file://{tmp_path}/mlruns",
+        *tiny_args(tmp_path),
+    )
+    assert code == 2 and "refuses the file store" in err
+
+
+def test_resume_without_a_search(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = run_cli(capsys, "search", "--strategy", "random", "--resume", *tiny_args(tmp_path))
+    assert code == 2 and "nothing to resume" in err
+
+
+def test_budget_below_one_trial(tmp_path: Path) -> None:
+    from auxtune.errors import UserError
+    from auxtune.platform.config import load_experiment
+    from auxtune.platform.search import run_search
+
+    exp = load_experiment(None, [*tiny_args(tmp_path), "optim.epochs=3"])
+    with pytest.raises(UserError, match="less than one trial"):
+        run_search(exp, "random", budget_trial_epochs=2)
+
+
+def test_ui_bad_port(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = run_cli(capsys, "ui", "--port", "70000", f"tracking.workdir={tmp_path}")
+    assert code == 2 and "is not a TCP port" in err
+
+
+def test_ui_command_line(tmp_path: Path) -> None:
+    from auxtune.platform import tracking
+    from auxtune.platform.commands.ui import command
+
+    target = tracking.resolve_tracking(tmp_path)
+    cmd = command(target.uri, target.artifact_root, "127.0.0.1", 5001)
+    assert (
+        cmd[1] == "ui"
+        and cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"
+    )
+    assert cmd[cmd.index("--default-artifact-root") + 1] == (tmp_path / "mlartifacts").as_uri()
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5001"
