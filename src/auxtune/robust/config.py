@@ -202,3 +202,9 @@ class TrainConfig:
                 task in self.tasks.names,
                 f"weighting.lambdas.{task} is set but {task!r} is not in tasks.names {list(self.tasks.names)}",
             )
+        nesterov = self.optim.nesterov or self.optim.momentum == 0
+        check(
+            self.weighting.lookahead == "sgd" or nesterov,
+            "weighting.lookahead = 'nesterov' models the Nesterov step but optim.nesterov = false; "
+            "set optim.nesterov=true or weighting.lookahead=sgd",
+        )

@@ -1,6 +1,9 @@
 """Weighting strategies, registered by name (``fixed``, ``meta``)."""
 
-from auxtune.robust.weighting import fixed  # noqa: F401  (registers "fixed")
+from auxtune.robust.weighting import (
+    fixed,  # noqa: F401  (registers "fixed")
+    meta,  # noqa: F401
+)
 from auxtune.robust.weighting.base import (
     MAIN,
     WEIGHTINGS,
