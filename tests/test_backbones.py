@@ -56,8 +56,11 @@ def test_depth_not_6n_plus_4_is_refused_clearly(depth):
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"widen_factor": 0}, "model.widen_factor"), ({"dropout": 1.0}, "model.dropout"),
-     ({"base_width": 0}, "model.base_width")],
+    [
+        ({"widen_factor": 0}, "model.widen_factor"),
+        ({"dropout": 1.0}, "model.dropout"),
+        ({"base_width": 0}, "model.base_width"),
+    ],
 )
 def test_other_bad_sizes_are_refused(kwargs, field):
     with pytest.raises(ConfigError, match=field):

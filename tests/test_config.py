@@ -51,7 +51,11 @@ def test_yaml_plus_overrides_give_a_typed_frozen_config(yaml_file):
 def test_overrides_parse_values_as_yaml_and_build_missing_sections():
     data = apply_overrides(
         {"optim": {"lr": 0.1}},
-        ["optim.nesterov=false", "tasks.names=rotation,colorization", "weighting.lambdas.rotation=1e-1"],
+        [
+            "optim.nesterov=false",
+            "tasks.names=rotation,colorization",
+            "weighting.lambdas.rotation=1e-1",
+        ],
     )
     assert data == {
         "optim": {"lr": 0.1, "nesterov": False},
@@ -89,7 +93,10 @@ def test_malformed_overrides_are_refused(override, words):
     ("overrides", "words"),
     [
         # negative lambda: the field and the bound
-        (["tasks.names=[rotation]", "weighting.lambdas.rotation=-1"], ["weighting.lambdas.rotation", ">= 0"]),
+        (
+            ["tasks.names=[rotation]", "weighting.lambdas.rotation=-1"],
+            ["weighting.lambdas.rotation", ">= 0"],
+        ),
         (["weighting.init_lambda=-0.5"], ["weighting.init_lambda", ">= 0"]),
         # unknown task: the bad name and every valid one
         (["tasks.names=[rotation,sudoku]"], ["tasks.names", "'sudoku'", ", ".join(TASK_NAMES)]),
@@ -110,7 +117,10 @@ def test_malformed_overrides_are_refused(override, words):
         (["model.depth=18"], ["model.depth = 18", "6n+4"]),
         # lambdas for a task that is not trained
         (["weighting.lambdas.jigsaw=1"], ["weighting.lambdas.jigsaw", "tasks.names", "rotation"]),
-        (["tasks.names=[rotation]", "weighting.lambdas.sudoku=1"], ["weighting.lambdas", "'sudoku'"]),
+        (
+            ["tasks.names=[rotation]", "weighting.lambdas.sudoku=1"],
+            ["weighting.lambdas", "'sudoku'"],
+        ),
         # ranges
         (["optim.min_lr=1"], ["optim.min_lr", "optim.lr"]),
         (["runtime.device=tpu"], ["runtime.device", "auto, cpu, cuda"]),

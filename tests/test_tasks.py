@@ -43,7 +43,9 @@ def structured_images(num: int, seed: int) -> torch.Tensor:
     image = np.where(rows < uniform(0.45, 0.55), sky, ground) * (0.5 + 0.5 * cols)
     sun = (rows - uniform(0.1, 0.3)) ** 2 + (cols - uniform(0.1, 0.3)) ** 2 < uniform(0.005, 0.02)
     image = np.where(sun, np.array([1.0, 0.95, 0.6], np.float32), image)
-    box = (np.abs(rows - uniform(0.7, 0.9)) < 0.08) & (np.abs(cols - uniform(0.2, 0.8)) < uniform(0.05, 0.15))
+    box = (np.abs(rows - uniform(0.7, 0.9)) < 0.08) & (
+        np.abs(cols - uniform(0.2, 0.8)) < uniform(0.05, 0.15)
+    )
     image = np.where(box, np.array([0.85, 0.15, 0.1], np.float32), image)
     image = image * uniform(0.1, 1.0) + rng.normal(0, 0.02, image.shape).astype(np.float32)
     return torch.from_numpy(np.clip(image, 0, 1)).permute(0, 3, 1, 2).contiguous()
@@ -69,7 +71,9 @@ def test_registry_holds_exactly_the_configured_tasks():
 
 
 def test_unknown_task_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown task 'sudoku'; valid tasks: blur_reconstruction, "):
+    with pytest.raises(
+        ValueError, match="unknown task 'sudoku'; valid tasks: blur_reconstruction, "
+    ):
         create_task("sudoku", FEATURES, TasksConfig())
 
 
@@ -86,7 +90,7 @@ def test_inputs_keep_batch_shape_device_and_dtype(name, dtype, images):
     assert targets.shape[0] == len(x) and targets.device == x.device
     if isinstance(task, ClassificationTask):
         assert targets.shape == (len(x),) and targets.dtype == torch.long
-        assert 0 <= int(targets.min()) and int(targets.max()) < task.num_classes
+        assert int(targets.min()) >= 0 and int(targets.max()) < task.num_classes
     assert torch.equal(x, images.to(dtype)), "make_inputs must not modify its input in place"
 
 
@@ -158,7 +162,9 @@ def test_targets_do_not_depend_on_autocast(name, images):
     assert torch.equal(actual, expected)
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(TASKS) if issubclass(TASKS[n], ClassificationTask)])
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(TASKS) if issubclass(TASKS[n], ClassificationTask)]
+)
 def test_classification_loss_of_uniform_logits_is_log_classes(name):
     task = make_task(name)
     labels = torch.arange(12) % task.num_classes
@@ -193,8 +199,9 @@ def test_tiles_are_row_major_quadrants_and_round_trip():
     x = torch.rand(2, 3, 32, 32)
     tiles = jigsaw_module.to_tiles(x)
     assert tiles.shape == (2, 4, 3, 16, 16)
-    assert torch.equal(tiles[:, 0], x[:, :, :16, :16]) and torch.equal(tiles[:, 1], x[:, :, :16, 16:])
-    assert torch.equal(tiles[:, 2], x[:, :, 16:, :16]) and torch.equal(tiles[:, 3], x[:, :, 16:, 16:])
+    quadrants = [x[..., :16, :16], x[..., :16, 16:], x[..., 16:, :16], x[..., 16:, 16:]]
+    for t, quadrant in enumerate(quadrants):
+        assert torch.equal(tiles[:, t], quadrant)
     assert torch.equal(jigsaw_module.from_tiles(tiles), x)
 
 
@@ -290,7 +297,7 @@ def test_colorization_sees_grey_and_predicts_32_bins_per_channel(images):
     assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 0], grey[:, 2])
     torch.testing.assert_close(grey[:, 0], rgb_to_lab(images)[:, 0] / 100)
     assert targets.shape == (len(images), 2, 32, 32) and targets.dtype == torch.long
-    assert NUM_BINS == 32 and 0 <= int(targets.min()) and int(targets.max()) < 32
+    assert NUM_BINS == 32 and int(targets.min()) >= 0 and int(targets.max()) < 32
     logits = task(torch.randn(len(images), FEATURES))
     assert logits.shape == (len(images), 2 * 32, 32, 32)
     assert float(task.loss(torch.zeros_like(logits), targets)) == pytest.approx(math.log(32))
@@ -316,7 +323,9 @@ def test_blur_really_changes_the_image(images):
 @pytest.mark.parametrize("sigma", [1.0, 2.0])
 def test_blur_matches_scipy_gaussian_filter(sigma):
     x = torch.rand(2, 3, 32, 32, dtype=torch.float64)
-    expected = scipy.ndimage.gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode="mirror", truncate=3.0)
+    expected = scipy.ndimage.gaussian_filter(
+        x.numpy(), sigma=(0, 0, sigma, sigma), mode="mirror", truncate=3.0
+    )
     np.testing.assert_allclose(gaussian_blur(x, sigma).numpy(), expected, atol=1e-12)
 
 
@@ -335,13 +344,13 @@ def test_inpainting_blanks_exactly_the_centre_8x8(images):
     blanked, target = task.make_inputs(images)
     rows, cols = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
     centre = (rows >= 12) & (rows < 20) & (cols >= 12) & (cols < 20)  # (32 - 8) / 2 = 12
-    assert CENTRE == slice(12, 20)
+    assert slice(12, 20) == CENTRE
     assert torch.all(blanked[:, :, centre] == 0)
     assert torch.equal(blanked[:, :, ~centre], images[:, :, ~centre])
     assert torch.equal(target, images[:, :, 12:20, 12:20])
     prediction = task(torch.randn(len(images), FEATURES)).detach()
     assert prediction.shape == (len(images), 3, 8, 8)
-    assert 0 <= float(prediction.min()) and float(prediction.max()) <= 1
+    assert float(prediction.min()) >= 0 and float(prediction.max()) <= 1
 
 
 def test_reconstruction_predicts_the_image_itself(images):
@@ -350,7 +359,7 @@ def test_reconstruction_predicts_the_image_itself(images):
     assert torch.equal(inputs, images) and torch.equal(target, images)
     prediction = task(torch.randn(len(images), FEATURES)).detach()
     assert prediction.shape == images.shape
-    assert 0 <= float(prediction.min()) and float(prediction.max()) <= 1
+    assert float(prediction.min()) >= 0 and float(prediction.max()) <= 1
 
 
 # ---------------------------------------------------------------------------------- learning
@@ -376,15 +385,17 @@ def test_every_auxiliary_loss_falls_well_below_chance():
     """100 Adam steps of a tiny WRN per task (~45 CPU-seconds in all): held-out loss < 0.6 x chance.
 
     The regression tasks beat the per-pixel mean mainly by learning each image's brightness; the
-    classification tasks reach far lower (measured: rotation ~0.001, rgb_permutation ~0.01, jigsaw
-    ~0.28, colorization ~0.47, reconstruction ~0.38, inpainting ~0.14 of chance).
+    others reach lower (measured, as fractions of chance: rotation 0.001, rgb_permutation 0.03,
+    inpainting 0.26, jigsaw 0.29, blur_reconstruction 0.36, reconstruction 0.37, colorization 0.47).
     """
     train, held_out = structured_images(2048, seed=0), structured_images(256, seed=1)
     ratios = {}
     for name in TASK_NAMES:
         torch.manual_seed(0)
         backbone = WideResNet(10, 1, base_width=8)
-        task = create_task(name, backbone.num_features, TasksConfig(names=(name,), decoder_width=32))
+        task = create_task(
+            name, backbone.num_features, TasksConfig(names=(name,), decoder_width=32)
+        )
         optimizer = torch.optim.Adam([*backbone.parameters(), *task.parameters()], lr=0.01)
         for _ in range(100):
             inputs, targets = task.make_inputs(train[torch.randint(len(train), (32,))])
