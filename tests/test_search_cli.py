@@ -134,3 +134,32 @@ def test_ui_command_line(tmp_path: Path) -> None:
     )
     assert cmd[cmd.index("--default-artifact-root") + 1] == (tmp_path / "mlartifacts").as_uri()
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5001"
+
+
+def test_summary_lists_best_failures_and_locations(capsys: pytest.CaptureFixture[str]) -> None:
+    from auxtune.platform.commands.search import summary
+    from auxtune.platform.search import SearchResult, TrialSummary
+
+    def trial(trial_id: str, status: str, error: str | None = None) -> TrialSummary:
+        metrics = {} if error else {"val_corrupt_accuracy": 0.5, "c15_accuracy": 0.4}
+        return TrialSummary(
+            trial_id, {"lambda/rotation": 0.3}, metrics, [], 2, 1.0, status, error, "run", None
+        )
+
+    best, bad = trial("a", "TERMINATED"), trial("b", "ERROR", "DivergenceError: nan")
+    result = SearchResult(
+        "fixed",
+        "demo-fixed",
+        "parent",
+        best,
+        [best, bad],
+        2,
+        3.0,
+        "/r",
+        tracking_uri="sqlite:////w/mlflow.db",
+    )
+    text = summary(result, "val_corrupt_accuracy")
+    assert "best trial a: lambda/rotation=0.3" in text and "c15_accuracy=0.4" in text
+    assert "failed trial b: DivergenceError: nan" in text
+    assert "/r" in text and "sqlite:////w/mlflow.db" in text and "auxtune ui" in text
+    assert "1 of 2 trials failed" in capsys.readouterr().err

@@ -134,6 +134,13 @@ def run_search(
     tracking.check_reachable(target)  # before any Ray or data work
     if address not in (None, "auto"):
         _probe(address)
+    if address and address.startswith("ray://") and target.is_local:
+        print(
+            "note: through ray:// Tune's driver (and its MLflow callback) runs on the cluster's head "
+            f"node, so {target.uri} is written there; prefer --tracking-uri http://HOST:PORT and a "
+            "shared --storage",
+            file=sys.stderr,
+        )
 
     exp, plan = _plan(exp, strategy, budget_trial_epochs)
     train_cfg = exp.train_config()
