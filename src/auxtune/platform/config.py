@@ -44,6 +44,9 @@ class SearchConfig:
     max_concurrent: int = 0  # trials at once; 0 = as many as the resources allow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions share a GPU, e.g. 0.25
+    # retries of a trial after a lost node or a dead worker; each resumes from its last epoch's
+    # checkpoint (a diverged trial is never retried: it ends failed with its reason)
+    max_failures: int = 2
     optuna_storage: str | None = None  # optuna: RDB URL keeping the study (e.g. sqlite:///study.db)
 
     def __post_init__(self) -> None:
@@ -75,6 +78,7 @@ class SearchConfig:
         check(
             self.gpus_per_trial >= 0, f"search.gpus_per_trial = {self.gpus_per_trial} must be >= 0"
         )
+        check(self.max_failures >= 0, f"search.max_failures = {self.max_failures} must be >= 0")
 
 
 @dataclass(frozen=True)
