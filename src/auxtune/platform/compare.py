@@ -263,6 +263,7 @@ def run_compare(
     check_out_dir(out_dir)
     target = tracking.resolve_tracking(exp.tracking.workdir, exp.tracking.tracking_uri)
     tracking.check_reachable(target)
+    prepare_data(exp)
     started_ray = _connect(address)
     client = tracking.client(target.uri)
     experiment_name = f"{exp.name}-compare"
@@ -327,6 +328,15 @@ def run_compare(
     return comparison, out_dir
 
 
+def prepare_data(exp: ExperimentConfig) -> None:
+    """Load (for synthetic data: generate and cache) the splits and the corrupted test set once,
+    before any search, so no strategy's seconds include it and bad data fails before Ray starts."""
+    from auxtune.data.datasets import load_corrupted_test, load_dataset
+
+    _say(f"preparing the {exp.data.dataset} data and its corrupted test set")
+    load_corrupted_test(exp.data, load_dataset(exp.data))
+
+
 def run_retrains(
     exp: ExperimentConfig,
     choices: Mapping[str, Mapping[str, Any]],
@@ -376,7 +386,11 @@ def run_retrains(
     tuner = tune.Tuner(
         trainable,
         param_space=retrain_space(choices, seeds, exp.weighting.meta_lr),
-        tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=concurrency,
+            reuse_actors=True,
+            trial_name_creator=retrain_trial_name,
+        ),
         run_config=tune.RunConfig(
             name=tune_name,
             storage_path=storage,
@@ -387,8 +401,8 @@ def run_retrains(
         ),
     )
     grid = tuner.fit()
-    runs = tracking.SearchState(state_path).runs
-    summaries = search._summaries(grid, runs)
+    state = tracking.SearchState(state_path)
+    summaries = search._summaries(grid, exp_dir, state.runs, state.histories())
     client.set_terminated(retrain_run, "FINISHED" if summaries else "FAILED")
     found: dict[str, list[Retrain]] = {}
     for trial in summaries:
@@ -420,7 +434,7 @@ def retrain_space(
     table = {s: dict(c) for s, c in choices.items()}
 
     def pick(key: str, default: Any = None) -> Any:
-        return tune.sample_from(lambda spec: table[spec["config"]["strategy"]].get(key, default))
+        return tune.sample_from(lambda config: table[config["strategy"]].get(key, default))
 
     return {
         "strategy": tune.grid_search(list(table)),
@@ -429,6 +443,11 @@ def retrain_space(
         "meta_lr": pick("meta_lr", default_meta_lr),
         "weighting.name": pick("weighting.name", "fixed"),
     }
+
+
+def retrain_trial_name(trial: Any) -> str:
+    """``retrain-meta-seed1``: the Tune trial's (and its MLflow run's) name."""
+    return f"retrain-{trial.config['strategy']}-seed{trial.config['seed']}"
 
 
 def retrain_from_trial(trial: TrialSummary) -> Retrain:

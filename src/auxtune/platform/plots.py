@@ -24,6 +24,12 @@ DYNAMIC = ("meta", "pbt", "pb2")  # strategies whose lambdas change during train
 DPI = 100
 
 
+def integer_ticks(axes: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def new_figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -86,7 +92,7 @@ def plot_compute(comparison: Comparison, path: Path) -> Path:
             )  # fmt: skip
     axes.set_xlabel("compute spent (trial-epochs)")
     axes.set_ylabel("accuracy")
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    integer_ticks(axes)
     axes.set_title(
         f"lines: best {SEARCH_METRIC} so far during each search (dots: every trial-epoch)\n"
         f"stars: retrained best configuration, 15-corruption test accuracy, mean +- std over "
@@ -175,7 +181,7 @@ def plot_lambdas(comparison: Comparison, path: Path) -> Path | None:
         axes.set_title(f"{outcome.strategy}: best trial {outcome.search.best.trial_id}", fontsize=9)
         axes.set_xlabel("epoch")
         axes.set_ylabel("lambda")
-        axes.xaxis.get_major_locator().set_params(integer=True)
+        integer_ticks(axes)
         axes.grid(alpha=0.3)
         if tasks:
             axes.legend(fontsize=7, loc="upper left")

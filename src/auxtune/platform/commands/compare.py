@@ -39,6 +39,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db)"
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show Ray Tune's trial tables as it runs"
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(run=run)
 
@@ -55,6 +58,11 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    # the retrains checkpoint every epoch and keep one, so Tune warns of a forced experiment
+    # snapshot at every epoch of every trial: noise for a run of a few retrain trials
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from auxtune.platform.compare import command_line, plan_compare, run_compare
     from auxtune.platform.config import load_experiment
 
@@ -62,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--budget {args.budget}: give at least one trial's epochs (>= 1)")
     exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args)])
     plan_compare(exp)  # a bad budget fails here, before Ray or MLflow start
-    comparison, out = run_compare(exp, address=args.address, out=args.out, command=command_line())
+    comparison, out = run_compare(
+        exp,
+        address=args.address,
+        out=args.out,
+        command=command_line(),
+        verbose=1 if args.verbose else 0,
+    )
     from auxtune.platform.report import UI_HINT, format_table
 
     print()
