@@ -285,4 +285,3 @@ def read_parquet_arrays(path: str | Path, corruption: str | None = None) -> dict
     )
     columns = {name: table.column(name).to_numpy() for name in COLUMNS if name != "image"}
     return {"image": images_from_arrow(table.column("image")), **columns}
-
