@@ -7,8 +7,10 @@ CPU thread) through :func:`auxtune.platform.search.run_search` with MLflow on SQ
   being the time inside the trainable (Tune's ``time_this_iter_s`` summed over its epochs);
   ``utilization_end_to_end`` uses the whole ``run_search`` wall (data, MLflow setup, Tune);
 - ``mlflow_share``: time spent in MLflow logging (the driver callback's hooks plus its background
-  writer: run creation, one ``log_batch`` per trial-epoch, artifacts) / trial busy time;
-  ``mlflow_blocking_share``: only the hooks' time, the part a reporting trial can wait for.
+  writer: run creation, ``log_batch`` writes of the epochs' metrics, artifacts incl. the
+  matplotlib PNG) / trial busy time; ``mlflow_share_without_warm_up`` leaves out the writer's
+  one-time imports (matplotlib, MLflow entities); ``mlflow_blocking_share``: only the hooks'
+  time, the part a reporting trial can wait for.
 
 The machine's load average is printed: other processes depress the numbers. Ray is started (and
 the MLflow store created) before the clock starts. Last line JSON; goals: ``utilization >= 0.85``,
@@ -82,6 +84,8 @@ def main() -> None:
     busy = sum(t.seconds for t in result.trials)
     fit_wall = result.phases.get("tune_fit", wall)
     writer_s, hook_s = float(state.data["logging_s"]), float(state.data["hook_s"])
+    by_op = state.data.get("logging_by_op", {})
+    warm_up_s = float(by_op.get("warm_up", 0.0))
     report = {
         "trials": len(result.trials),
         "finished": sum(t.status == "TERMINATED" for t in result.trials),
@@ -100,7 +104,9 @@ def main() -> None:
         "utilization_end_to_end": round(busy / (wall * args.cpus), 4),
         "mlflow_writer_s": round(writer_s, 3),
         "mlflow_hook_s": round(hook_s, 4),
+        "mlflow_by_op_s": {k: round(v, 3) for k, v in by_op.items()},
         "mlflow_share": round((writer_s + hook_s) / busy, 5),
+        "mlflow_share_without_warm_up": round((writer_s - warm_up_s + hook_s) / busy, 5),
         "mlflow_blocking_share": round(hook_s / busy, 6),
         "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
     }

@@ -193,7 +193,12 @@ def run_search(
             verbose,
         )
         phases.begin("tune_fit")
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        except BaseException as err:  # the parent run must not stay RUNNING forever
+            status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+            client.set_terminated(parent, status)
+            raise
         phases.begin("summary")
         state = tracking.SearchState(state_path)
         runs = state.runs or tracking.trial_runs(client, experiment_id, parent)

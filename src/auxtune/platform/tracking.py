@@ -38,6 +38,7 @@ from auxtune.errors import UserError
 STATE_FILE = "auxtune_search.json"  # in the Tune experiment directory
 PARENT_TAG = "mlflow.parentRunId"
 PROBE_TIMEOUT_S = 5.0
+WRITE_EVERY_S = 10.0  # a run's metrics are written at most this often (several epochs per write)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 # keys Tune adds to every result: bookkeeping, not metrics of the model
 TUNE_KEYS = frozenset(
@@ -198,12 +199,19 @@ def log_batch(
     params: Mapping[str, str] = {},
     tags: Mapping[str, str] = {},
     step: int = 0,
+    *,
+    steps: Iterable[tuple[str, float, int]] = (),
 ) -> None:
-    """One ``log_batch`` call (MLflow caps a batch at 1000 metrics / 100 params / 100 tags)."""
+    """As few ``log_batch`` calls as MLflow's limits allow (1000 metrics / 100 params / 100 tags).
+
+    ``metrics`` are logged at ``step``; ``steps`` adds ``(key, value, step)`` triples (several
+    epochs of a run in one call).
+    """
     from mlflow.entities import Metric, Param, RunTag
 
     now = int(time.time() * 1000)
     metric_list = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    metric_list += [Metric(k, float(v), now, int(s)) for k, v, s in steps]
     param_list = [Param(k, str(v)) for k, v in params.items()]
     tag_list = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
     batches = max(
@@ -260,7 +268,13 @@ class SearchState:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.data: dict[str, Any] = {"runs": {}, "finished": [], "logging_s": 0.0, "hook_s": 0.0}
+        self.data: dict[str, Any] = {
+            "runs": {},
+            "finished": [],
+            "logging_s": 0.0,  # writer thread: every MLflow call, artifacts included
+            "hook_s": 0.0,  # Tune hooks: what a reporting trial may wait for
+            "logging_by_op": {},  # logging_s by operation: start (run creation), log, finish
+        }
         if self.path.is_file():
             self.data.update(json.loads(self.path.read_text()))
 
@@ -355,6 +369,10 @@ class MlflowTrialCallback(tune.Callback):
         self._state: SearchState | None = None
         self._writer: _Writer | None = None
         self._history: dict[str, list[dict[str, Any]]] | None = None
+        self._pending_params: dict[str, dict[str, str]] = {}
+        self._known: set[str] = set()  # runs this session created or checked
+        self._buffer: dict[str, dict[str, Any]] = {}  # run id -> metrics/params/tags to write
+        self._last_write: dict[str, float] = {}  # run id -> time.monotonic() of its last write
 
     # the callback is pickled into Tune's tuner.pkl: keep only plain settings
     def __getstate__(self) -> dict[str, Any]:
@@ -394,7 +412,7 @@ class MlflowTrialCallback(tune.Callback):
     @property
     def writer(self) -> _Writer:
         if self._writer is None:
-            self._writer = _Writer(self.state)
+            self._writer = _Writer(self.state, idle=lambda: self._write_all(WRITE_EVERY_S))
         return self._writer
 
     def setup(self, *args: Any, **info: Any) -> None:
@@ -445,8 +463,9 @@ class MlflowTrialCallback(tune.Callback):
         self.flush()
 
     def flush(self) -> None:
-        """Wait until every queued MLflow write is done, then save the state file."""
+        """Write everything buffered and wait for the writer, then save the state file."""
         if self._writer is not None:
+            self._writer.put(self._write_all)
             self._writer.drain()
         self.state.save()
 
@@ -471,11 +490,18 @@ class MlflowTrialCallback(tune.Callback):
         run_id = str(run.info.run_id)
         runs[trial_id] = run_id
         self.state.save()  # before anything else: a resumed search must find this run
-        log_batch(self.client, run_id, params=self.trial_params(config))
+        # the params ride along with the first metrics (one write less per trial)
+        self._pending_params[run_id] = self.trial_params(config)
         return run_id
 
     def _start(self, trial_id: str, name: str, config: dict[str, Any]) -> None:
+        existed = trial_id in self.state.runs
         run_id = self._run_id(trial_id, name, config)
+        if existed and run_id not in self._known:  # first sight since a resume: params logged?
+            self._known.add(run_id)
+            if not self.client.get_run(run_id).data.params:
+                self._pending_params[run_id] = self.trial_params(config)
+        self._known.add(run_id)
         finished = self.state.data["finished"]
         if trial_id in finished:  # an errored trial resumed: its run is live again
             finished.remove(trial_id)
@@ -490,10 +516,34 @@ class MlflowTrialCallback(tune.Callback):
         tags: dict[str, str],
     ) -> None:
         skip = ("step", "restored_from", "training_iteration")
-        metrics = {k: v for k, v in row.items() if k not in skip}
+        step = int(row["step"])
         run_id = self._run_id(trial_id, name, config)
-        log_batch(self.client, run_id, metrics=metrics, tags=tags, step=int(row["step"]))
+        buffer = self._buffer.setdefault(run_id, {"steps": [], "params": {}, "tags": {}})
+        buffer["steps"] += [(k, v, step) for k, v in row.items() if k not in skip]
+        buffer["params"].update(self._pending_params.pop(run_id, {}))
+        buffer["tags"].update(tags)
         self.state.append_history({"trial_id": trial_id, **row})
+        if time.monotonic() - self._last_write.get(run_id, -math.inf) >= WRITE_EVERY_S:
+            self._write(run_id)
+
+    def _write(self, run_id: str) -> None:
+        """One ``log_batch`` with everything buffered for ``run_id`` (possibly several epochs)."""
+        buffer = self._buffer.pop(run_id, None)
+        if buffer:
+            log_batch(
+                self.client,
+                run_id,
+                params=buffer["params"],
+                tags=buffer["tags"],
+                steps=buffer["steps"],
+            )
+        self._last_write[run_id] = time.monotonic()
+
+    def _write_all(self, older_than: float = 0.0) -> None:
+        now = time.monotonic()
+        for run_id in list(self._buffer):
+            if now - self._last_write.get(run_id, -math.inf) >= older_than:
+                self._write(run_id)
 
     def _finish(
         self,
@@ -507,26 +557,27 @@ class MlflowTrialCallback(tune.Callback):
         if trial_id in self.state.data["finished"]:
             return
         run_id = self._run_id(trial_id, name, config)
-        tags = {"auxtune.status": status.lower(), "results": str(len(history))}
-        if error:
-            tags["error"] = error
-        log_batch(self.client, run_id, tags=tags)
+        self._write(run_id)
+        params = self._pending_params.pop(run_id, {})  # a trial that failed before any result
+        tags = {"error": error} if error else {}
+        if params or tags:
+            log_batch(self.client, run_id, params=params, tags=tags)
         try:
-            for file_name, payload in self.trial_artifacts(config, history).items():
-                self._log_bytes(run_id, file_name, payload)
+            self._log_files(run_id, self.trial_artifacts(config, history))
         except Exception as err:  # artifacts are a convenience: never fail the search for them
             log_batch(self.client, run_id, tags={"artifact_error": repr(err)[:1000]})
         self.client.set_terminated(run_id, status)
         self.state.data["finished"].append(trial_id)
         self.state.save()
 
-    def _log_bytes(self, run_id: str, name: str, payload: bytes) -> None:
+    def _log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
+        """Every artifact of a run in one ``log_artifacts`` call."""
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, name)
-            path.write_bytes(payload)
-            self.client.log_artifact(run_id, str(path))
+            for name, payload in files.items():
+                Path(tmp, name).write_bytes(payload)
+            self.client.log_artifacts(run_id, tmp)
 
     def _hook(self) -> _Timer:
         return _Timer(self.state, "hook_s")
@@ -545,14 +596,20 @@ class _Timer:
 
 
 class _Writer:
-    """One daemon thread running queued MLflow writes in order; errors are reported, not raised."""
+    """One daemon thread running queued MLflow writes in order; errors are reported, not raised.
 
-    def __init__(self, state: SearchState) -> None:
+    ``idle()`` runs whenever the queue has been empty for ``WRITE_EVERY_S`` (buffered metrics
+    of quiet trials get written).
+    """
+
+    def __init__(self, state: SearchState, idle: Any = None) -> None:
         self.state = state
+        self.idle = idle
         self.queue: queue.Queue[Any] = queue.Queue()
         self.warned = False
         self.thread = threading.Thread(target=self._loop, name="auxtune-mlflow", daemon=True)
         self.thread.start()
+        self.put(_warm_up)  # one-time imports, while the first trials start
         atexit.register(self.drain)
 
     def put(self, fn: Any, *args: Any) -> None:
@@ -564,19 +621,42 @@ class _Writer:
 
     def _loop(self) -> None:
         while True:
-            fn, args = self.queue.get()
             try:
-                with _Timer(self.state, "logging_s"):
-                    fn(*args)
-            except Exception as err:  # MLflow trouble must not stop the search
-                if not self.warned:
-                    print(
-                        f"auxtune: MLflow logging failed ({err!r}); the search goes on",
-                        file=sys.stderr,
-                    )
-                    self.warned = True
+                fn, args = self.queue.get(timeout=WRITE_EVERY_S)
+            except queue.Empty:
+                if self.idle is not None:
+                    self._run(self.idle, ())
+                continue
+            try:
+                self._run(fn, args)
             finally:
                 self.queue.task_done()
+
+    def _run(self, fn: Any, args: tuple[Any, ...]) -> None:
+        start = time.perf_counter()
+        try:
+            fn(*args)
+        except Exception as err:  # MLflow trouble must not stop the search
+            if not self.warned:
+                print(
+                    f"auxtune: MLflow logging failed ({err!r}); the search goes on",
+                    file=sys.stderr,
+                )
+                self.warned = True
+        finally:
+            seconds = time.perf_counter() - start
+            data = self.state.data
+            data["logging_s"] = data.get("logging_s", 0.0) + seconds
+            by_op = data.setdefault("logging_by_op", {})
+            op = getattr(fn, "__name__", "other").strip("_")
+            by_op[op] = by_op.get(op, 0.0) + seconds
+
+
+def _warm_up() -> None:
+    """Import what the writer needs once (timed as op ``warm_up``, apart from per-trial work)."""
+    import mlflow.entities  # noqa: F401
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
 
 
 def trial_error_message(trial: Any) -> str:

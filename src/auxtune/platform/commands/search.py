@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
     )
     print(summary(result, exp.search.metric))
-    return 0
+    interrupted = any(t.status not in ("TERMINATED", "ERROR") for t in result.trials)
+    return 130 if interrupted else 0
 
 
 def summary(result: Any, metric: str) -> str:
