@@ -399,7 +399,9 @@ def _tuner(
             storage_path=storage,
             callbacks=[callback, *EXTRA_CALLBACKS],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=plan.checkpoints_to_keep),
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            failure_config=tune.FailureConfig(
+                max_failures=exp.search.max_failures, fail_fast=False
+            ),
             verbose=verbose,
         ),
     )
