@@ -81,6 +81,15 @@ def test_bad_input_exits_2_with_one_line(
     assert not (tmp_path / "work").exists()  # nothing started
 
 
+def test_command_text_rebuilds_the_command() -> None:
+    from auxtune.platform.cli import build_parser
+    from auxtune.platform.commands.compare import command_text
+
+    argv = ["compare", "--config", "my c.yaml", "--budget", "6", "optim.lr=0.05"]
+    args = build_parser().parse_args(argv)
+    assert command_text(args) == "auxtune compare --config 'my c.yaml' --budget 6 optim.lr=0.05"
+
+
 # ------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
 @pytest.mark.integration
@@ -108,6 +117,7 @@ def test_compare_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert len(entry["summary"]["per_corruption"]) == 19
     assert results["strategies"][1]["retrained"]["weighting.name"] == "meta"
     report = (out / "report.md").read_text()
+    assert f"auxtune compare --config {config} --out {out}" in report  # how to reproduce it
     for strategy in STRATEGIES:
         row = next(line for line in report.splitlines() if line.startswith(f"| {strategy} |"))
         assert "n/a" not in row and "±" in row

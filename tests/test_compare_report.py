@@ -22,7 +22,7 @@ from auxtune.platform.compare import (
 )
 from auxtune.platform.config import load_experiment
 from auxtune.platform.plots import plot_lambdas, search_curve
-from auxtune.platform.report import format_table, is_report, write_report
+from auxtune.platform.report import format_table, is_report, ui_hint, write_report
 from auxtune.platform.search import SearchResult, TrialSummary
 
 TASKS = ("rotation", "jigsaw")
@@ -249,3 +249,12 @@ def test_plan_budget_and_seeds() -> None:
         load_experiment(None, ["compare.strategies=fixed,grid"])
     with pytest.raises(ConfigError, match="duplicates"):
         load_experiment(None, ["compare.strategies=meta,meta"])
+
+
+def test_ui_hint_names_the_store_unless_it_is_the_default() -> None:
+    from auxtune.platform.tracking import resolve_tracking
+
+    default = resolve_tracking("runs").uri
+    assert ui_hint(default) == "auxtune ui --port 5000   # then open http://127.0.0.1:5000"
+    other = ui_hint("http://mlflow.example:5000")
+    assert other.startswith("auxtune ui --port 5000 --tracking-uri http://mlflow.example:5000")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -108,7 +107,7 @@ class Comparison:
     seeds: tuple[int, ...]
     strategies: tuple[StrategyOutcome, ...]
     config: dict[str, Any]  # the resolved experiment (reproduces the comparison)
-    command: str
+    command: str  # the command line that ran it ("" when called from Python)
     versions: dict[str, str]
     tracking_uri: str
     experiment_name: str
@@ -228,12 +227,6 @@ def describe_choice(config: Mapping[str, Any]) -> str:
     return text
 
 
-def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command as typed, shell-quoted (``auxtune compare ...``)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    return shlex.join(["auxtune", *args])
-
-
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -307,7 +300,7 @@ def run_compare(
                 for s in plan.strategies
             ),
             config=resolved_config(exp, plan),
-            command=command or command_line(),
+            command=command,
             versions=tracking.library_versions(),
             tracking_uri=target.uri,
             experiment_name=experiment_name,
@@ -491,7 +484,7 @@ def _start_compare_run(
         "strategies": ",".join(plan.strategies),
         "budget_trial_epochs": str(plan.budget),
         "seeds": ",".join(map(str, plan.seeds)),
-        "command": command or command_line(),
+        "command": command,
     }
     params.update(tracking.as_params(exp.to_dict(), "config."))
     params.update({f"version.{k}": v for k, v in tracking.library_versions().items()})

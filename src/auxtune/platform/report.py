@@ -26,10 +26,20 @@ if TYPE_CHECKING:
     from auxtune.platform.compare import Comparison, StrategyOutcome
 
 REPORT_FILES = ("report.md", "results.json", "config.yaml")
-UI_HINT = "auxtune ui --port 5000   # then open http://127.0.0.1:5000"
+DEFAULT_WORKDIR = "runs"  # TrackingConfig's default: `auxtune ui` with no flags opens its store
 
 
 # ------------------------------------------------------------------------------ formatting
+def ui_hint(tracking_uri: str) -> str:
+    """The command that browses ``tracking_uri`` in the MLflow UI, and where to point a browser."""
+    from auxtune.platform.tracking import resolve_tracking
+
+    command = "auxtune ui --port 5000"
+    if tracking_uri != resolve_tracking(DEFAULT_WORKDIR).uri:
+        command += f" --tracking-uri {tracking_uri}"
+    return f"{command}   # then open http://127.0.0.1:5000"
+
+
 def fmt_pct(mean: float | None, std: float | None = None) -> str:
     """Accuracy in percent with its std over seeds (``n/a`` when missing)."""
     if mean is None:
@@ -197,8 +207,7 @@ def render_markdown(comparison: Comparison, figures: list[str]) -> str:
         "## Reproduce",
         "",
         "```",
-        c.command,
-        "# or, from this directory's resolved configuration:",
+        *([c.command, "# or, from this directory's resolved configuration:"] if c.command else []),
         "auxtune compare --config config.yaml",
         "```",
         "",
@@ -208,7 +217,7 @@ def render_markdown(comparison: Comparison, figures: list[str]) -> str:
         f"`{c.mlflow_run_id}` (every search's parent run is nested under it). Browse it with",
         "",
         "```",
-        UI_HINT,
+        ui_hint(c.tracking_uri),
         "```",
         "",
     ]

@@ -57,13 +57,25 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{key}={value}" for key, value in pairs.items() if value is not None]
 
 
+def command_text(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run, rebuilt from the parsed arguments."""
+    import shlex
+
+    words = ["auxtune", "compare"]
+    for name in ("config", "strategies", "budget", "seeds", "address", "out", "tracking_uri"):
+        value = getattr(args, name)
+        if value is not None:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    return shlex.join([*words, *args.overrides])
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
     # the retrains checkpoint every epoch and keep one, so Tune warns of a forced experiment
     # snapshot at every epoch of every trial: noise for a run of a few retrain trials
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from auxtune.platform.compare import command_line, plan_compare, run_compare
+    from auxtune.platform.compare import plan_compare, run_compare
     from auxtune.platform.config import load_experiment
 
     if args.budget is not None and args.budget < 1:
@@ -74,14 +86,14 @@ def run(args: argparse.Namespace) -> int:
         exp,
         address=args.address,
         out=args.out,
-        command=command_line(),
+        command=command_text(args),
         verbose=1 if args.verbose else 0,
     )
-    from auxtune.platform.report import UI_HINT, format_table
+    from auxtune.platform.report import format_table, ui_hint
 
     print()
     print(format_table(comparison))
     print(f"\nreport: {out / 'report.md'}")
     print(f"MLflow: experiment {comparison.experiment_name!r}, run {comparison.mlflow_run_id}")
-    print(f"browse: {UI_HINT}")
+    print(f"browse: {ui_hint(comparison.tracking_uri)}")
     return 0
