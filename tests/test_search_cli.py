@@ -128,6 +128,7 @@ def test_ui_command_line(tmp_path: Path) -> None:
 
     target = tracking.resolve_tracking(tmp_path)
     cmd = command(target.uri, target.artifact_root, "127.0.0.1", 5001)
+    assert cmd[cmd.index("--workers") + 1] == "1"
     assert (
         cmd[1] == "ui"
         and cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"
