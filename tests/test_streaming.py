@@ -75,11 +75,15 @@ def _in_memory(checkpoint: Path, blocks: dict, skip: int = 0, keep: int = N):
     return evaluate_in_memory(model, sliced, "cpu", 64, autocast=autocast, fmt=fmt)
 
 
+@pytest.mark.timeout(600)
 def test_stream_equals_in_memory(ray_session, checkpoint, corrupted) -> None:
     from auxtune.data.streaming import evaluate_stream
 
     root, blocks = corrupted
-    streamed = evaluate_stream(checkpoint, root, batch_size=16, skip_first=2, first_k=3)
+    # two actors on two CPUs: they must leave Ray Data's listing and read tasks a CPU or it hangs
+    streamed = evaluate_stream(
+        checkpoint, root, batch_size=16, num_actors=2, skip_first=2, first_k=3
+    )
     expected = _in_memory(checkpoint, blocks, skip=2, keep=3)
     assert streamed.total == expected.total and streamed.correct == expected.correct
     assert (streamed.skip_first, streamed.first_k) == (2, 3)

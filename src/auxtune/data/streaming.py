@@ -4,10 +4,9 @@
 
 Each actor loads the checkpoint once and returns, per batch, how many images of each
 (corruption, severity) it classified correctly, so only a few rows per batch travel back to the
-driver. On a CPU-only node one actor with all cores' torch threads is the default: one model copy,
-one big matmul per batch (measured faster than an actor per core; ``benchmarks/stream_eval.py``);
-with GPUs, one actor per GPU. Ray is started here only when it is not running, and shut down only
-if started here.
+driver. On CPUs the default is one actor running torch on every core of the node (one model copy,
+each batch in one forward pass, like the in-memory loop); with GPUs, one actor per GPU. Ray is
+started here only when it is not running, and shut down only if started here.
 """
 
 from __future__ import annotations
@@ -160,7 +159,10 @@ def _count(
     """Correct and total images per (corruption, severity), summed over the actors' batches."""
     import ray
 
-    ds = ray.data.read_parquet([str(f) for f in files], num_cpus=READ_CPUS)
+    # a block per file: the actors start on the first file while the others are still read
+    ds = ray.data.read_parquet(
+        [str(f) for f in files], num_cpus=READ_CPUS, override_num_blocks=len(files)
+    )
     ds.context.enable_progress_bars = progress
     predicate = _block_rows_predicate(*block_rows)
     if predicate is not None:
@@ -173,11 +175,12 @@ def _count(
     )
     correct: dict[tuple[str, int], int] = {}
     total: dict[tuple[str, int], int] = {}
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        for row in batch.to_pylist():
-            key = (row["corruption"], int(row["severity"]))
-            correct[key] = correct.get(key, 0) + row["correct_sum"]
-            total[key] = total.get(key, 0) + row["correct_count"]
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        columns = ("corruption", "severity", "correct_sum", "correct_count")
+        for corruption, severity, hits, count in zip(*(batch[c] for c in columns)):
+            key = (str(corruption), int(severity))
+            correct[key] = correct.get(key, 0) + int(hits)
+            total[key] = total.get(key, 0) + int(count)
     return correct, total
 
 
@@ -211,7 +214,8 @@ def _actor_options(checkpoint: str, num_actors: int | None, use_gpu: bool | None
         },
         "compute": ActorPoolStrategy(size=actors),
         "num_gpus": 1 if gpu else 0,
-        # Ray CPUs are a reservation, not a thread limit: the actors together leave READ_CPUS
-        # to the Parquet readers, or the pipeline stalls with no reader scheduled (2-CPU nodes)
-        "num_cpus": min(1.0, (cpus - READ_CPUS) / actors),
+        # Ray CPUs are a reservation, not a thread limit. The actors together leave one CPU
+        # free: Ray Data's file-listing task needs a whole one and the readers READ_CPUS each;
+        # without it the pipeline waits forever (seen with 2 actors of 0.75 CPU on 2 CPUs)
+        "num_cpus": min(1.0, max(cpus - 1.0, 0.0) / actors),
     }
