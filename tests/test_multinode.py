@@ -12,7 +12,6 @@ temporary directory, which all "nodes" of this one-machine cluster share.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
@@ -22,18 +21,7 @@ from typing import Any
 
 import pytest
 
-from auxtune.platform.config import SearchConfig
-
-RETRIES_CONFIGURABLE = "max_failures" in {f.name for f in dataclasses.fields(SearchConfig)}
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not RETRIES_CONFIGURABLE,
-        reason="run_search cannot retry lost trials yet: needs search.max_failures "
-        "(request 1 in .briefs/NOTES_cluster_to_search.md)",
-    ),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 TRIALS = 4
 EPOCHS = 4
