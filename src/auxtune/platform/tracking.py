@@ -6,9 +6,12 @@ immutable: initial values go to params, the values over time to metrics), trials
 (no tracking credentials or network needed there) and ``--resume`` (the trial id -> run id map is
 persisted in the Tune experiment directory, so resumed trials reuse their run).
 
-Each epoch costs one ``MlflowClient.log_batch`` per trial (SQLite: a few ms). The default store is
-``sqlite:///<abs workdir>/mlflow.db`` with artifacts in ``<workdir>/mlartifacts``; an ``http://``
-tracking server is probed (``/health``, short timeout) before any trial starts.
+Trials report synchronously (a trial waits while the driver handles its result), so the callback's
+hooks only queue work for one background writer thread: a run gets one ``MlflowClient.log_batch``
+at its first result, then at most one every ``WRITE_EVERY_S`` seconds holding every epoch since
+(each at its own step), and a last one when the trial ends, with its artifacts. The default store
+is ``sqlite:///<abs workdir>/mlflow.db`` with artifacts in ``<workdir>/mlartifacts``; an
+``http://`` tracking server is probed (``/health``, short timeout) before any trial starts.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from auxtune.errors import UserError
 STATE_FILE = "auxtune_search.json"  # in the Tune experiment directory
 PARENT_TAG = "mlflow.parentRunId"
 PROBE_TIMEOUT_S = 5.0
-WRITE_EVERY_S = 10.0  # a run's metrics are written at most this often (several epochs per write)
+WRITE_EVERY_S = 30.0  # a run's metrics are written at most this often (several epochs per write)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 # keys Tune adds to every result: bookkeeping, not metrics of the model
 TUNE_KEYS = frozenset(
