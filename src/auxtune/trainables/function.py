@@ -6,6 +6,9 @@ the epoch time, together with a checkpoint (so PBT can exploit any trial and an 
 resumes). The last epoch adds the corrupted-test accuracies: ``c15_accuracy`` (headline),
 ``c19_accuracy`` and ``c/<corruption>``.
 
+A trial whose loss becomes NaN raises :class:`DivergenceError` and ends failed; retries
+(``search.max_failures``, meant for lost nodes) fail at once instead of diverging again.
+
 A checkpoint directory holds ``trainer.pt`` (:func:`auxtune.robust.checkpoint.save_checkpoint`)
 and ``trial.json`` (which trial wrote it, with which lambdas). Restoring a checkpoint written with
 other lambdas is a PBT exploit: model, optimizer and schedule come from the donor, the weighting
@@ -27,12 +30,13 @@ from ray import tune
 from auxtune.config import from_dict
 from auxtune.robust.checkpoint import load_checkpoint, save_checkpoint
 from auxtune.robust.config import TrainConfig
-from auxtune.robust.trainer import Trainer
+from auxtune.robust.trainer import DivergenceError, Trainer
 from auxtune.trainables.config import lambdas_key, trial_train_config
 from auxtune.trainables.data import TrialData
 
 CHECKPOINT_FILE = "trainer.pt"
 TRIAL_FILE = "trial.json"
+DIVERGED_FILE = "diverged.txt"  # in the trial directory: a retried diverged trial fails at once
 
 
 def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialData) -> None:
@@ -45,6 +49,9 @@ def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialD
     base = from_dict(TrainConfig, setup["train"])
     cfg = trial_train_config(base, config, threads=threads)
     trial_id = tune.get_context().get_trial_id() or "local"
+    marker = Path(tune.get_context().get_trial_dir() or ".", DIVERGED_FILE)
+    if marker.is_file():  # a retry (search.max_failures) or a resume of a diverged trial
+        raise DivergenceError(f"{marker.read_text().strip()} (diverged before: not retried)")
     splits = data.splits
     trainer = Trainer(
         cfg,
@@ -56,7 +63,11 @@ def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialD
     restored_from = _restore(trainer, cfg, trial_id)
     node_id = _node_id()
     while trainer.epoch < cfg.optim.epochs:
-        metrics: dict[str, Any] = trainer.train_epoch()
+        try:
+            metrics: dict[str, Any] = trainer.train_epoch()
+        except DivergenceError as err:  # deterministic: retrying would diverge again
+            marker.write_text(str(err))
+            raise
         metrics["val_accuracy"] = trainer.evaluate(splits.val.images, splits.val.labels)
         metrics["val_corrupt_accuracy"] = trainer.evaluate(
             data.val_corrupt.images, data.val_corrupt.labels
