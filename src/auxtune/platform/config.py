@@ -37,6 +37,9 @@ class SearchConfig:
     meta_lr_low: float = 1e-3  # range of beta searched by the `meta` strategy (log-uniform)
     meta_lr_high: float = 1e-1
     perturbation_interval: int = 1  # epochs between PBT/PB2 exploit/explore decisions
+    # pbt/pb2: decide only when every trial reached the interval (reproducible; stragglers make
+    # the others wait) instead of as each trial arrives
+    pbt_synch: bool = False
     grace_period: int = 1  # epochs before ASHA may stop a trial
     reduction_factor: int = 2  # ASHA keeps 1/reduction_factor of trials at each rung
     # what searches maximise (leak-free: the val split under the 4 extra corruptions)

@@ -17,6 +17,7 @@ def plan(exp: Any, num_trials: int) -> SearchPlan:
         metric=exp.search.metric,
         mode="max",
         perturbation_interval=exp.search.perturbation_interval,
+        synch=exp.search.pbt_synch,
         hyperparam_bounds={"lambda": {task: list(bounds) for task in exp.tasks.names}},
         quantile_fraction=0.25,
     )

@@ -20,6 +20,7 @@ def plan(exp: Any, num_trials: int) -> SearchPlan:
         metric=exp.search.metric,
         mode="max",
         perturbation_interval=exp.search.perturbation_interval,
+        synch=exp.search.pbt_synch,
         hyperparam_mutations={"lambda": lambda_domains(exp)},
         quantile_fraction=0.25,
         resample_probability=0.25,
