@@ -75,7 +75,7 @@ def search_curve(search: SearchResult) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def plot_compute(comparison: Comparison, path: Path) -> Path:
     """Corruption accuracy against compute: the search's best so far, then the retrains' c15."""
-    figure = new_figure(7, 4.2)
+    figure = new_figure(8.5, 4.2)
     axes = figure.add_subplot()
     palette = colors([s.strategy for s in comparison.strategies])
     for outcome in comparison.strategies:
@@ -100,7 +100,7 @@ def plot_compute(comparison: Comparison, path: Path) -> Path:
         fontsize=8,
     )
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, ncol=2, loc="lower right")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over the data
     return save(figure, path)
 
 
