@@ -367,7 +367,8 @@ def _tuner(
     from auxtune.trainables.function import auxtune_trial
 
     resources, concurrency, threads = _resources(exp)
-    setup = {"train": to_dict(train_cfg), "threads": threads}
+    diverged_dir = None if "://" in exp_dir else str(Path(exp_dir, "diverged"))
+    setup = {"train": to_dict(train_cfg), "threads": threads, "diverged_dir": diverged_dir}
     trainable = tune.with_resources(
         tune.with_parameters(auxtune_trial, setup=setup, data=data), resources
     )

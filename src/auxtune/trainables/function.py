@@ -36,11 +36,11 @@ from auxtune.trainables.data import TrialData
 
 CHECKPOINT_FILE = "trainer.pt"
 TRIAL_FILE = "trial.json"
-DIVERGED_FILE = "diverged.txt"  # in the trial directory: a retried diverged trial fails at once
 
 
 def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialData) -> None:
-    """Train one trial. ``setup``: ``train`` (TrainConfig as plain data) and ``threads``."""
+    """Train one trial. ``setup``: ``train`` (TrainConfig as plain data), ``threads`` and
+    ``diverged_dir`` (where diverged trials leave a marker; None on remote storage)."""
     start = time.perf_counter()
     # object-store arrays are read-only; the trainer only ever reads (indexes) them
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -49,8 +49,8 @@ def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialD
     base = from_dict(TrainConfig, setup["train"])
     cfg = trial_train_config(base, config, threads=threads)
     trial_id = tune.get_context().get_trial_id() or "local"
-    marker = Path(tune.get_context().get_trial_dir() or ".", DIVERGED_FILE)
-    if marker.is_file():  # a retry (search.max_failures) or a resume of a diverged trial
+    marker = _divergence_marker(setup, trial_id)
+    if marker is not None and marker.is_file():  # a retry (max_failures) or a resume
         raise DivergenceError(f"{marker.read_text().strip()} (diverged before: not retried)")
     splits = data.splits
     trainer = Trainer(
@@ -66,7 +66,9 @@ def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialD
         try:
             metrics: dict[str, Any] = trainer.train_epoch()
         except DivergenceError as err:  # deterministic: retrying would diverge again
-            marker.write_text(str(err))
+            if marker is not None:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(str(err))
             raise
         metrics["val_accuracy"] = trainer.evaluate(splits.val.images, splits.val.labels)
         metrics["val_corrupt_accuracy"] = trainer.evaluate(
@@ -84,6 +86,13 @@ def auxtune_trial(config: dict[str, Any], *, setup: dict[str, Any], data: TrialD
             info = {"trial_id": trial_id, "epoch": trainer.epoch, **lambdas_key(cfg)}
             Path(tmp, TRIAL_FILE).write_text(json.dumps(info))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _divergence_marker(setup: dict[str, Any], trial_id: str) -> Path | None:
+    """``<experiment dir>/diverged/<trial id>``: every attempt of a trial on every node (with
+    shared storage) and after a resume sees it; None when the experiment is on remote storage."""
+    directory = setup.get("diverged_dir")
+    return Path(directory, trial_id) if directory else None
 
 
 def _restore(trainer: Trainer, cfg: TrainConfig, trial_id: str) -> str | None:
