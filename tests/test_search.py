@@ -228,6 +228,8 @@ def test_pbt_exploit_copies_a_checkpoint_and_mutates_lambda(
     assert i > 0 and history[i]["lambda/rotation"] != history[i - 1]["lambda/rotation"]
     assert history[i]["epoch"] >= 2  # training continued from the donor's epoch, not from scratch
     assert history[-1]["epoch"] == 4
+    # a finished trial is never exploited (it would train its last epoch again): 4 epochs each
+    assert all(len(rows[t]) <= 4 for t in ids), {t: len(rows[t]) for t in ids}
     summary = next(t for t in result.trials if t.trial_id == trial_id)
     assert summary.history[i]["pbt/exploit"] == 1.0 and summary.epochs == len(history)
     check_recorded(result, "pbt", epochs=4)

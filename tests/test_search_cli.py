@@ -117,6 +117,24 @@ def test_budget_below_one_trial(tmp_path: Path) -> None:
         run_search(exp, "random", budget_trial_epochs=2)
 
 
+def test_multi_node_cluster_needs_shared_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster of several nodes, Tune's default results directory (the driver's disk) cannot
+    take the other nodes' checkpoints: the search refuses to start without tracking.storage."""
+    import ray
+
+    from auxtune.errors import UserError
+    from auxtune.platform.search import _connect
+
+    alive = [{"NodeID": "head", "Alive": True}, {"NodeID": "worker", "Alive": True}]
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # an already connected driver
+    monkeypatch.setattr(ray, "nodes", lambda: [*alive, {"NodeID": "gone", "Alive": False}])
+    with pytest.raises(UserError, match="2 nodes but no shared results storage: pass --storage"):
+        _connect("auto", None)
+    assert _connect("auto", "s3://bucket/results") is False  # reused, not started: not shut down
+    monkeypatch.setattr(ray, "nodes", lambda: alive[:1])
+    assert _connect("auto", None) is False  # one node: its own disk is fine
+
+
 def test_ui_bad_port(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, err = run_cli(capsys, "ui", "--port", "70000", f"tracking.workdir={tmp_path}")
     assert code == 2 and "is not a TCP port" in err

@@ -257,7 +257,7 @@ def run_compare(
     target = tracking.resolve_tracking(exp.tracking.workdir, exp.tracking.tracking_uri)
     tracking.check_reachable(target)
     prepare_data(exp)
-    started_ray = _connect(address)
+    started_ray = _connect(address, exp.tracking.storage)
     client = tracking.client(target.uri)
     experiment_name = f"{exp.name}-compare"
     experiment_id = tracking.ensure_experiment(client, experiment_name, target)
@@ -348,18 +348,13 @@ def run_retrains(
 
     from auxtune.platform import search, tracking
     from auxtune.trainables.data import prepare_trial_data
-    from auxtune.trainables.function import auxtune_trial
 
     workdir = Path(exp.tracking.workdir).expanduser().resolve()
     name = f"{exp.name}-compare-retrain"
     exp_dir, state_path = search._experiment_dir(exp, name, workdir, resume=False)
     train_cfg = retrain_base(exp, choices).train_config()
-    resources, concurrency, threads = search._resources(exp)
-    setup = {"train": to_dict(train_cfg), "threads": threads}
     data = prepare_trial_data(train_cfg)
-    trainable = tune.with_resources(
-        tune.with_parameters(auxtune_trial, setup=setup, data=data), resources
-    )
+    trainable, concurrency = search.trial_trainable(exp, train_cfg, data, exp_dir)
     client = tracking.client(target.uri)
     retrain_run = client.create_run(
         experiment_id,
@@ -389,7 +384,10 @@ def run_retrains(
             storage_path=storage,
             callbacks=[callback],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            # a retrain lost with its node resumes from its last epoch, as search trials do
+            failure_config=tune.FailureConfig(
+                max_failures=exp.search.max_failures, fail_fast=False
+            ),
             verbose=verbose,
         ),
     )

@@ -151,7 +151,7 @@ def run_search(
     with phases("data"):
         data = prepare_trial_data(train_cfg)
     with phases("ray_init"):
-        started_ray = _connect(address)
+        started_ray = _connect(address, exp.tracking.storage)
     try:
         phases.begin("mlflow_setup")
         client = tracking.client(target.uri)
@@ -281,32 +281,51 @@ def _experiment_dir(
     return str(path), str(path / tracking.STATE_FILE)
 
 
-def _connect(address: str | None) -> bool:
+def _connect(address: str | None, storage: str | None) -> bool:
     """Initialise Ray; True when this call started it (and so must shut it down).
 
     An already initialised Ray (a test session, a notebook) is reused. ``address=None`` starts a
-    fresh local instance even when a cluster runs on this machine (``address="local"``).
+    fresh local instance even when a cluster runs on this machine (``address="local"``). A
+    cluster of several nodes needs ``storage`` (``tracking.storage``): see :func:`_check_storage`.
     """
     import ray
 
     if address not in (None, "auto"):
         _probe(address)
-    if ray.is_initialized():
-        return False
-    if address is None:
+    started = not ray.is_initialized()
+    if started and address is None:
         ray.init(
             address="local",
             num_cpus=os.cpu_count() or 1,
             include_dashboard=False,
             log_to_driver=True,
         )
-        return True
+    elif started:
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except (ConnectionError, TimeoutError, OSError, RuntimeError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(f"cannot connect to the Ray cluster at {address}: {first}") from None
     try:
-        ray.init(address=address, log_to_driver=True)
-    except (ConnectionError, TimeoutError, OSError, RuntimeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"cannot connect to the Ray cluster at {address}: {first}") from None
-    return True
+        _check_storage(storage)
+    except UserError:
+        if started:
+            ray.shutdown()
+        raise
+    return started
+
+
+def _check_storage(storage: str | None) -> None:
+    """Refuse a multi-node cluster without ``tracking.storage``: Tune's default results directory
+    is on the driver's disk, which trials on other nodes cannot write their checkpoints to."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1 and not storage:
+        raise UserError(
+            f"the Ray cluster has {len(nodes)} nodes but no shared results storage: pass "
+            "--storage s3://BUCKET/PATH or a directory every node mounts (tracking.storage)"
+        )
 
 
 def _probe(address: str) -> None:
@@ -348,6 +367,26 @@ def _resources(exp: ExperimentConfig) -> tuple[dict[str, float], int, int]:
     return resources, concurrency, threads
 
 
+def trial_trainable(
+    exp: ExperimentConfig, train_cfg: Any, data: Any, exp_dir: str
+) -> tuple[Any, int]:
+    """(the resource-wrapped trial function, max concurrent trials) of a Tune run in ``exp_dir``.
+
+    Diverged trials leave a marker in ``<exp_dir>/diverged/`` so that retries fail at once.
+    """
+    from ray import tune
+
+    from auxtune.trainables.function import auxtune_trial
+
+    resources, concurrency, threads = _resources(exp)
+    diverged_dir = None if "://" in exp_dir else str(Path(exp_dir, "diverged"))
+    setup = {"train": to_dict(train_cfg), "threads": threads, "diverged_dir": diverged_dir}
+    trainable = tune.with_resources(
+        tune.with_parameters(auxtune_trial, setup=setup, data=data), resources
+    )
+    return trainable, concurrency
+
+
 def _tuner(
     exp: ExperimentConfig,
     strategy: str,
@@ -364,14 +403,7 @@ def _tuner(
 ) -> Any:
     from ray import tune
 
-    from auxtune.trainables.function import auxtune_trial
-
-    resources, concurrency, threads = _resources(exp)
-    diverged_dir = None if "://" in exp_dir else str(Path(exp_dir, "diverged"))
-    setup = {"train": to_dict(train_cfg), "threads": threads, "diverged_dir": diverged_dir}
-    trainable = tune.with_resources(
-        tune.with_parameters(auxtune_trial, setup=setup, data=data), resources
-    )
+    trainable, concurrency = trial_trainable(exp, train_cfg, data, exp_dir)
     if resume:
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True)
     train_dict = to_dict(train_cfg)
@@ -398,6 +430,9 @@ def _tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage,
+            # a trial's last epoch ends it before the scheduler sees the result: otherwise PBT may
+            # exploit a finished trial, and it trains its last epoch again from a donor's checkpoint
+            stop={"epoch": exp.optim.epochs},
             callbacks=[callback, *EXTRA_CALLBACKS],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=plan.checkpoints_to_keep),
             failure_config=tune.FailureConfig(

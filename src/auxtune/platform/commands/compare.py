@@ -40,6 +40,11 @@ def add_parser(subparsers: Any) -> None:
         "--tracking-uri", help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db)"
     )
     parser.add_argument(
+        "--storage",
+        help="Ray Tune results: a path or s3://... (shared storage on a cluster; default "
+        "<workdir>/ray_results)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="show Ray Tune's trial tables as it runs"
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -53,6 +58,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
         "compare.budget": args.budget,
         "compare.seeds": args.seeds,
         "tracking.tracking_uri": args.tracking_uri,
+        "tracking.storage": args.storage,
     }
     return [f"{key}={value}" for key, value in pairs.items() if value is not None]
 
@@ -62,7 +68,16 @@ def command_text(args: argparse.Namespace) -> str:
     import shlex
 
     words = ["auxtune", "compare"]
-    for name in ("config", "strategies", "budget", "seeds", "address", "out", "tracking_uri"):
+    for name in (
+        "config",
+        "strategies",
+        "budget",
+        "seeds",
+        "address",
+        "out",
+        "tracking_uri",
+        "storage",
+    ):
         value = getattr(args, name)
         if value is not None:
             words += [f"--{name.replace('_', '-')}", str(value)]
