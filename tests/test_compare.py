@@ -112,6 +112,10 @@ def test_compare_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert entry["search"]["trial_epochs"] <= 4
         assert entry["search"]["wall_s"] > 0
         assert len(entry["retrains"]) == SEEDS
+        # each seed is its own run: a different init and data order, so a different first loss
+        first_losses = {r["history"][0]["loss/main"] for r in entry["retrains"]}
+        assert len(first_losses) == SEEDS, entry["retrains"]
+        assert [r["seed"] for r in entry["retrains"]] == list(range(SEEDS))
         assert 0.0 <= entry["summary"]["c15"]["mean"] <= 1.0
         assert 0.0 <= entry["summary"]["c19"]["mean"] <= 1.0
         assert len(entry["summary"]["per_corruption"]) == 19

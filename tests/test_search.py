@@ -205,11 +205,9 @@ def test_pbt_exploit_copies_a_checkpoint_and_mutates_lambda(
     from auxtune.platform import tracking
     from auxtune.platform.search import run_search
 
-    # synchronous PBT: the two trials meet at every epoch, so exploits happen even when one
-    # trial's worker starts much later than the other's (a loaded machine)
-    exp = tiny(
-        tmp_path, cache, "optim.epochs=4", "search.perturbation_interval=1", "search.pbt_synch=true"
-    )
+    # synchronous PBT (the default): the two trials meet at every epoch, so exploits happen even
+    # when one trial's worker starts much later than the other's (a loaded machine)
+    exp = tiny(tmp_path, cache, "optim.epochs=4", "search.perturbation_interval=1")
     result = run_search(exp, "pbt", verbose=0)
     check_result(result, 2)
     ids = {t.trial_id for t in result.trials}

@@ -45,9 +45,9 @@ def test_plans() -> None:
     assert set(random.param_space["lambda"]) == {"rotation", "jigsaw"}
     pbt = build_plan("pbt", exp, 5)
     assert type(pbt.scheduler).__name__ == "PopulationBasedTraining" and pbt.checkpoints_to_keep
-    assert pbt.scheduler._synch is False
-    synch = load_experiment(None, [*TWO_TASKS, "search.pbt_synch=true"])
-    assert build_plan("pbt", synch, 5).scheduler._synch is True
+    assert pbt.scheduler._synch is True  # the default: budgets stay exact
+    asynch = load_experiment(None, [*TWO_TASKS, "search.pbt_synch=false"])
+    assert build_plan("pbt", asynch, 5).scheduler._synch is False
     pb2 = build_plan("pb2", exp, 5)
     assert type(pb2.scheduler).__name__ == "PB2"
     meta = build_plan("meta", exp, 5)

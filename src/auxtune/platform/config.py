@@ -37,9 +37,11 @@ class SearchConfig:
     meta_lr_low: float = 1e-3  # range of beta searched by the `meta` strategy (log-uniform)
     meta_lr_high: float = 1e-1
     perturbation_interval: int = 1  # epochs between PBT/PB2 exploit/explore decisions
-    # pbt/pb2: decide only when every trial reached the interval (reproducible; stragglers make
-    # the others wait) instead of as each trial arrives
-    pbt_synch: bool = False
+    # pbt/pb2: decide only when every trial reached the interval (reproducible, and no epoch is
+    # trained twice, so budgets stay exact; a population larger than the concurrent trials is
+    # paused and resumed at each interval). False: decide as each trial arrives, exploiting
+    # whichever checkpoint the donor last wrote (a trial may redo or skip epochs)
+    pbt_synch: bool = True
     grace_period: int = 1  # epochs before ASHA may stop a trial
     reduction_factor: int = 2  # ASHA keeps 1/reduction_factor of trials at each rung
     # what searches maximise (leak-free: the val split under the 4 extra corruptions)

@@ -5,6 +5,7 @@ A trial config (Tune's ``config`` dict) may hold
 - ``lambda``: ``{task: value}`` (Tune shows it as ``lambda/<task>``), or ``lambdas`` (same), or
   flat ``lambda/<task>`` keys;
 - ``meta_lr``: beta of the meta-gradient weighting;
+- ``seed``: the training seed (model init, data order, task transforms), e.g. compare's retrains;
 - dotted keys of the training config (``"optim.lr": 0.05``) for anything else.
 
 Pure functions, no Ray: the driver (MLflow params, artifacts) and the trials use the same ones.
@@ -14,6 +15,8 @@ Pure functions, no Ray: the driver (MLflow params, artifacts) and the trials use
     >>> cfg = trial_train_config(base, {"lambda": {"rotation": 0.2, "jigsaw": 0.7}, "meta_lr": 0.05})
     >>> cfg.weighting.lambdas, cfg.weighting.meta_lr
     ({'rotation': 0.2, 'jigsaw': 0.7}, 0.05)
+    >>> trial_train_config(base, {"seed": 3}).seed
+    3
     >>> chosen_params({"lambda": {"rotation": 0.2}, "meta_lr": 0.05})
     {'lambda/rotation': 0.2, 'meta_lr': 0.05}
 """
@@ -56,6 +59,8 @@ def trial_train_config(
         data["weighting"]["lambdas"] = {**data["weighting"]["lambdas"], **lambdas}
     if "meta_lr" in config:
         data["weighting"]["meta_lr"] = float(config["meta_lr"])
+    if "seed" in config:
+        data["seed"] = int(config["seed"])
     overrides = [f"{k}={v}" for k, v in config.items() if "." in k and not k.startswith("lambda")]
     data = apply_overrides(data, overrides)
     if threads is not None:
