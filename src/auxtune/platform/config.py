@@ -13,15 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from auxtune.config import apply_overrides, check, from_dict, load_yaml, to_dict
-from auxtune.robust.config import (
-    DataConfig,
-    ModelConfig,
-    OptimConfig,
-    RuntimeConfig,
-    TasksConfig,
-    TrainConfig,
-    WeightingConfig,
-)
+from auxtune.robust.config import TrainConfig
 
 STRATEGIES = ("fixed", "random", "optuna", "pbt", "pb2", "meta")
 
@@ -119,27 +111,22 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(TrainConfig):
+    """A training run (the :class:`TrainConfig` sections) plus its name and how to search over it,
+    record it and compare strategies on it."""
+
     name: str = "auxtune"
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    tasks: TasksConfig = field(default_factory=TasksConfig)
-    weighting: WeightingConfig = field(default_factory=WeightingConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 
     def __post_init__(self) -> None:
         check(bool(self.name.strip()), "name must not be empty")
-        self.train_config()  # cross-section checks (lambdas vs tasks)
+        super().__post_init__()  # cross-section checks (lambdas vs tasks)
 
     def train_config(self) -> TrainConfig:
         """The training-run part of the experiment."""
-        names = {f.name for f in fields(TrainConfig)}
-        return TrainConfig(**{n: getattr(self, n) for n in names})
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
