@@ -6,11 +6,13 @@ CPU thread) through :func:`auxtune.platform.search.run_search` with MLflow on SQ
 - ``utilization``: sum of trial busy time / (wall time of the Tune loop x CPUs), trial busy time
   being the time inside the trainable (Tune's ``time_this_iter_s`` summed over its epochs);
   ``utilization_end_to_end`` uses the whole ``run_search`` wall (data, MLflow setup, Tune);
-- ``mlflow_share``: time spent in MLflow logging (the driver callback's hooks plus its background
-  writer: run creation, ``log_batch`` writes of the epochs' metrics, artifacts incl. the
-  matplotlib PNG) / trial busy time; ``mlflow_share_without_warm_up`` leaves out the writer's
-  one-time imports (matplotlib, MLflow entities); ``mlflow_blocking_share``: only the hooks'
-  time, the part a reporting trial can wait for.
+- ``mlflow_share``: the CPU seconds of MLflow logging (the driver callback's hooks plus its
+  background writer thread: run creation, ``log_batch`` writes of the epochs' metrics, the
+  artifacts incl. the lambda-trajectory SVG) / trial busy time. CPU seconds, because the writer
+  shares the 2 cores with the trials: its wall seconds also count the time it waited for them
+  (and for the disk), reported as ``mlflow_share_wall``. ``mlflow_share_without_warm_up`` leaves
+  out the writer's one-time imports; ``mlflow_blocking_share``: only the hooks' time, the part a
+  reporting trial can wait for.
 
 The machine's load average is printed: other processes depress the numbers. Ray is started (and
 the MLflow store created) before the clock starts. Last line JSON; goals: ``utilization >= 0.85``,
@@ -85,7 +87,8 @@ def main() -> None:
     fit_wall = result.phases.get("tune_fit", wall)
     writer_s, hook_s = float(state.data["logging_s"]), float(state.data["hook_s"])
     by_op = state.data.get("logging_by_op", {})
-    warm_up_s = float(by_op.get("warm_up", 0.0))
+    writer_cpu_s = float(state.data["logging_cpu_s"])
+    cpu_by_op = state.data.get("logging_cpu_by_op", {})
     report = {
         "trials": len(result.trials),
         "finished": sum(t.status == "TERMINATED" for t in result.trials),
@@ -105,8 +108,13 @@ def main() -> None:
         "mlflow_writer_s": round(writer_s, 3),
         "mlflow_hook_s": round(hook_s, 4),
         "mlflow_by_op_s": {k: round(v, 3) for k, v in by_op.items()},
-        "mlflow_share": round((writer_s + hook_s) / busy, 5),
-        "mlflow_share_without_warm_up": round((writer_s - warm_up_s + hook_s) / busy, 5),
+        "mlflow_writer_cpu_s": round(writer_cpu_s, 3),
+        "mlflow_cpu_by_op_s": {k: round(v, 3) for k, v in cpu_by_op.items()},
+        "mlflow_share": round((writer_cpu_s + hook_s) / busy, 5),
+        "mlflow_share_wall": round((writer_s + hook_s) / busy, 5),
+        "mlflow_share_without_warm_up": round(
+            (writer_cpu_s - float(cpu_by_op.get("warm_up", 0.0)) + hook_s) / busy, 5
+        ),
         "mlflow_blocking_share": round(hook_s / busy, 6),
         "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
     }

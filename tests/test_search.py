@@ -120,7 +120,7 @@ def check_recorded(result: Any, strategy: str, epochs: int = 2) -> None:
             assert {"c15_accuracy", "c19_accuracy", "c/fog"} <= set(metrics)
             assert 0.0 <= metrics["c15_accuracy"] <= 1.0
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"config.yaml", "lambda_trajectory.png"} <= artifacts
+        assert {"config.yaml", "lambda_trajectory.svg"} <= artifacts
 
 
 def check_result(result: Any, trials: int) -> None:

@@ -118,10 +118,28 @@ def test_replayed_results_are_rewound() -> None:
     assert [r["training_iteration"] for r in rows] == [1, 2, 3, 2, 3]
 
 
-def test_lambda_trajectory_png() -> None:
-    rows = [{"lambda/rotation": 0.5}, {"lambda/rotation": 0.6, "restored_from": "x"}]
-    png = tracking.lambda_trajectory_png(rows, "lambda/rotation=0.5")
-    assert png.startswith(b"\x89PNG") and len(png) > 1000
+def test_lambda_trajectory_svg() -> None:
+    import xml.etree.ElementTree as ET
+
+    from auxtune.platform.svg import lambda_trajectory_svg, nice_ticks
+
+    rows = [
+        {"lambda/rotation": 0.5, "lambda/jigsaw": 1.0},
+        {"lambda/rotation": 0.6, "lambda/jigsaw": 1.2, "restored_from": "x"},
+        {"lambda/rotation": 0.65, "lambda/jigsaw": 1.1},
+    ]
+    root = ET.fromstring(lambda_trajectory_svg(rows, "rotation<0.5 & jigsaw"))  # well-formed XML
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = root.findall(f"{ns}polyline")
+    assert len(lines) == 2  # one per task, three points each
+    assert all(len(line.get("points", "").split()) == 3 for line in lines)
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "rotation<0.5 & jigsaw" in texts and {"rotation", "jigsaw"} <= set(texts)
+    dashed = [e for e in root.iter(f"{ns}line") if e.get("stroke-dasharray")]
+    assert len(dashed) == 1  # the PBT exploit at the second result
+    assert nice_ticks(0.5, 1.2) == [0.4, 0.6, 0.8, 1.0, 1.2]
+    assert nice_ticks(1.0, 1.0) == [1.0, 1.2, 1.4, 1.6, 1.8, 2.0]  # a flat line gets an axis too
+    lambda_trajectory_svg([], "empty")  # a trial that failed before its first result
 
 
 def test_callback_pickles_without_live_state(tmp_path: Path) -> None:

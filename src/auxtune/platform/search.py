@@ -463,7 +463,7 @@ class _TrialParams:
 
 
 class _TrialArtifacts:
-    """End-of-trial artifacts: the resolved config YAML and the lambda-trajectory PNG."""
+    """End-of-trial artifacts: the resolved config YAML and the lambda-trajectory SVG."""
 
     def __init__(self, train: dict[str, Any]) -> None:
         self.train = train
@@ -471,6 +471,7 @@ class _TrialArtifacts:
     def __call__(self, config: dict[str, Any], history: list[dict[str, float]]) -> dict[str, bytes]:
         import yaml
 
+        from auxtune.platform.svg import lambda_trajectory_svg
         from auxtune.robust.config import TrainConfig
         from auxtune.trainables.config import chosen_params, trial_train_config
 
@@ -482,7 +483,7 @@ class _TrialArtifacts:
         )
         return {
             "config.yaml": text.encode(),
-            "lambda_trajectory.png": tracking.lambda_trajectory_png(history, title or "lambdas"),
+            "lambda_trajectory.svg": lambda_trajectory_svg(history, title or "lambdas"),
         }
 
 

@@ -636,7 +636,7 @@ class _Writer:
                 self.queue.task_done()
 
     def _run(self, fn: Any, args: tuple[Any, ...]) -> None:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         try:
             fn(*args)
         except Exception as err:  # MLflow trouble must not stop the search
@@ -647,19 +647,21 @@ class _Writer:
                 )
                 self.warned = True
         finally:
-            seconds = time.perf_counter() - start
+            # wall seconds include waits for the CPU (the trials share it) and for the disk;
+            # the thread's CPU seconds are what logging takes away from the trials
+            seconds, cpu_seconds = time.perf_counter() - start, time.thread_time() - start_cpu
             data = self.state.data
             data["logging_s"] = data.get("logging_s", 0.0) + seconds
-            by_op = data.setdefault("logging_by_op", {})
+            data["logging_cpu_s"] = data.get("logging_cpu_s", 0.0) + cpu_seconds
             op = getattr(fn, "__name__", "other").strip("_")
-            by_op[op] = by_op.get(op, 0.0) + seconds
+            for key, value in (("logging_by_op", seconds), ("logging_cpu_by_op", cpu_seconds)):
+                by_op = data.setdefault(key, {})
+                by_op[op] = by_op.get(op, 0.0) + value
 
 
 def _warm_up() -> None:
     """Import what the writer needs once (timed as op ``warm_up``, apart from per-trial work)."""
     import mlflow.entities  # noqa: F401
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
 
 
 def trial_error_message(trial: Any) -> str:
@@ -679,35 +681,6 @@ def error_line(text: str) -> str:
         if head.endswith(("Error", "Exception")) and " " not in head:
             return line[:1000]
     return lines[-1][:1000] if lines else ""
-
-
-def lambda_trajectory_png(history: Iterable[Mapping[str, float]], title: str) -> bytes:
-    """A PNG of every ``lambda/<task>`` over epochs (matplotlib's Agg canvas, no pyplot state)."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rows = list(history)
-    keys = sorted({k for row in rows for k in row if k.startswith("lambda/")})
-    figure = Figure(figsize=(5, 3.2), dpi=80)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for key in keys:
-        points = [(i + 1, row[key]) for i, row in enumerate(rows) if key in row]
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key[7:])
-    for i, row in enumerate(rows):  # PBT exploits: the checkpoint came from another trial
-        if row.get("restored_from"):
-            axes.axvline(i + 1, color="grey", linestyle=":", linewidth=1)
-    axes.set_xlabel("result of this trial (one per epoch)")
-    axes.set_ylabel("lambda")
-    axes.set_title(title, fontsize=9)
-    if keys:
-        axes.legend(fontsize=7)
-    figure.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.15)  # tight_layout is slow
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def _plain(value: Any) -> Any:
