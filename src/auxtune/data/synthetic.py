@@ -4,7 +4,9 @@ It lets every demo and test run without a download. Each class is an upright sha
 pointing up, an arrow, a house, the glyphs T/L/E/F, a pyramid of bars, a face, a mushroom): none is
 symmetric under rotation and each has a distinct top and bottom, so rotation and jigsaw prediction
 carry signal. Colour, background, position, scale, stroke width, slant, filling and texture vary
-within a class, so colour is a nuisance the classifier must learn to ignore.
+within a class, so colour is a nuisance the classifier must learn to ignore. Hues are skewed
+towards warm colours in every class alike (as in photos), so an RGB-channel permutation is
+visible and the rgb_permutation task carries signal too.
 
     >>> images, labels = make_synthetic(20, seed=0)
     >>> images.shape, images.dtype, labels.dtype, sorted(set(labels.tolist())) == list(range(10))
@@ -27,7 +29,8 @@ import numpy as np
 from auxtune.data._files import save_npz
 
 #: Bump when the drawing changes: cached files are keyed by it, so stale caches are never read.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
+WARM_HUE, WARM_SPREAD, WARM_SHARE = 1 / 12, 0.03, 0.75  # the palette of :func:`_hsv_colour`
 SIZE = 32  # pixels per side
 SYNTHETIC_CLASSES: tuple[str, ...] = (
     "triangle",
@@ -165,9 +168,18 @@ def _pixel_grid() -> tuple[Array, Array]:
 
 
 def _hsv_colour(rng: np.random.Generator, value: Array) -> Array:
-    """Random hue and saturation at the given brightness: (n, 3) RGB in [0, 1]."""
-    hue = rng.random((len(value), 1))
-    sat = rng.uniform(0.0, 1.0, (len(value), 1))
+    """Random hue and saturation at the given brightness: (n, 3) RGB in [0, 1].
+
+    Hues follow a skewed palette, the same for every class, as in natural photos: mostly warm
+    (around orange, hue 1/12), sometimes anything. With uniform hues a channel permutation would
+    leave the colour distribution unchanged and the rgb_permutation task could not be learned;
+    1/12 lies midway between the hues that some permutation maps to themselves (multiples of
+    1/6), so the six permutations of a warm colour are six distinct hues.
+    """
+    n = len(value)
+    warm = (WARM_HUE + WARM_SPREAD * rng.standard_normal((n, 1))) % 1.0
+    hue = np.where(rng.random((n, 1)) < WARM_SHARE, warm, rng.random((n, 1)))
+    sat = rng.uniform(0.3, 1.0, (n, 1))
     pure = np.clip(np.abs((hue * 6 + np.array([0.0, 4.0, 2.0])) % 6 - 3) - 1, 0, 1)
     return (value[:, None] * (1 - sat + sat * pure)).astype(np.float32)
 
