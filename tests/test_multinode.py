@@ -2,7 +2,7 @@
 
 One machine plays the cluster (``ray.cluster_utils.Cluster``): a head with no CPUs (like
 ``cluster.yaml``'s head: it runs the driver, never a trial) and two workers of 2 CPUs. Four trials
-ask for 0.75 CPU each, so each worker runs exactly two. Once every trial has persisted two
+ask for 1 CPU each, so each worker runs exactly two. Once every trial has persisted two
 per-epoch checkpoints, a thread removes one worker (all its processes are killed, as when a spot
 node is reclaimed). The search must still finish every trial, the lost ones resumed on the other
 worker from a checkpoint (epoch > 0), and MLflow -- written only by the driver's Tune callback,
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 TRIALS = 4
 EPOCHS = 4
-WORKER_CPUS = 2  # each trial asks 0.75 CPU (run_search keeps one CPU of 4 free): two per worker
+WORKER_CPUS = 2  # each trial asks 1 CPU (search.cpus_per_trial): two per worker
 NAME = "multinode"
 # Kill once every trial has persisted this many epochs. Tune registers a checkpoint with the driver
 # one round trip after the worker persisted it, so a node lost in between costs that epoch too: a

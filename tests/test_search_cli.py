@@ -135,6 +135,33 @@ def test_multi_node_cluster_needs_shared_storage(monkeypatch: pytest.MonkeyPatch
     assert _connect("auto", None) is False  # one node: its own disk is fine
 
 
+def test_trial_resources_local_and_on_a_cluster(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """This machine's Ray: trials fill the CPUs less one. A cluster: the exact share and no cap on
+    concurrency, so pending trials make the autoscaler add nodes (a GPU search may start on a
+    cluster with no GPU node yet; locally that is an error)."""
+    import ray
+
+    from auxtune.errors import UserError
+    from auxtune.platform.config import load_experiment
+    from auxtune.platform.search import _resources
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    exp = load_experiment(None, ["search.cpus_per_trial=1"])
+    assert _resources(exp, on_cluster=False) == ({"cpu": 0.5}, 2, 1)
+    assert _resources(exp, on_cluster=True) == ({"cpu": 1.0}, None, 1)
+    capped = load_experiment(None, ["search.cpus_per_trial=2", "search.max_concurrent=3"])
+    assert _resources(capped, on_cluster=True) == ({"cpu": 2.0}, 3, 2)
+    gpu = load_experiment(None, ["search.gpus_per_trial=0.25"])
+    with pytest.raises(UserError, match="has 0 GPUs"):
+        _resources(gpu, on_cluster=False)
+    assert _resources(gpu, on_cluster=True) == ({"cpu": 1.0, "gpu": 0.25}, None, 1)
+    assert "wait until the autoscaler adds GPU nodes" in capsys.readouterr().err
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0, "GPU": 1.0})
+    assert _resources(gpu, on_cluster=False) == ({"cpu": 1.0, "gpu": 0.25}, 4, 1)
+
+
 def test_ui_bad_port(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, err = run_cli(capsys, "ui", "--port", "70000", f"tracking.workdir={tmp_path}")
     assert code == 2 and "is not a TCP port" in err

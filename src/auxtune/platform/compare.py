@@ -288,6 +288,7 @@ def run_compare(
             target=target,
             experiment_id=experiment_id,
             parent_run_id=run_id,
+            on_cluster=address is not None,
             verbose=verbose,
         )
         comparison = Comparison(
@@ -338,6 +339,7 @@ def run_retrains(
     target: TrackingTarget,
     experiment_id: str,
     parent_run_id: str,
+    on_cluster: bool = False,
     verbose: int = 1,
 ) -> dict[str, tuple[Retrain, ...]]:
     """Every (strategy, seed) trained from scratch in one Tune run, through the search's trainable.
@@ -354,7 +356,7 @@ def run_retrains(
     exp_dir, state_path = search._experiment_dir(exp, name, workdir, resume=False)
     train_cfg = retrain_base(exp, choices).train_config()
     data = prepare_trial_data(train_cfg)
-    trainable, concurrency = search.trial_trainable(exp, train_cfg, data, exp_dir)
+    trainable, concurrency = search.trial_trainable(exp, train_cfg, data, exp_dir, on_cluster)
     client = tracking.client(target.uri)
     retrain_run = client.create_run(
         experiment_id,

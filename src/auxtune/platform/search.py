@@ -191,6 +191,7 @@ def run_search(
             parent,
             resume,
             verbose,
+            on_cluster=address is not None,
         )
         phases.begin("tune_fit")
         try:
@@ -344,14 +345,30 @@ def _probe(address: str) -> None:
         ) from None
 
 
-def _resources(exp: ExperimentConfig) -> tuple[dict[str, float], int, int]:
-    """(Ray request per trial, max concurrent trials, torch threads per trial)."""
+def _resources(exp: ExperimentConfig, on_cluster: bool) -> tuple[dict[str, float], int | None, int]:
+    """(Ray request per trial, max concurrent trials or None for no cap, torch threads per trial).
+
+    On this machine's own Ray, trials fill its CPUs less one logical CPU left free (Ray Data and
+    Tune's own tasks need it: PLATFORM_NOTES' 2-CPU deadlock). On a cluster (``--address``) each
+    trial asks exactly its share and only ``search.max_concurrent`` caps the concurrency: pending
+    trials are what makes the autoscaler add worker nodes, so sizing the search from the nodes up
+    at its start would pin it to them.
+    """
     import ray
 
-    cluster = ray.cluster_resources()
-    cpus, gpus = float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0))
     share, gpu = exp.search.cpus_per_trial, exp.search.gpus_per_trial
     threads = max(1, int(share))
+    cluster = ray.cluster_resources()
+    cpus, gpus = float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0))
+    if on_cluster:
+        if gpu > 0 and gpus < gpu:
+            print(
+                f"note: the Ray cluster has {gpus:g} GPUs now; trials asking for {gpu:g} wait until "
+                "the autoscaler adds GPU nodes",
+                file=sys.stderr,
+            )
+        resources = {"cpu": share, **({"gpu": gpu} if gpu > 0 else {})}
+        return resources, exp.search.max_concurrent or None, threads
     concurrency = exp.search.max_concurrent or max(1, int(cpus // share))
     if gpu > 0:
         if gpus < gpu:
@@ -368,9 +385,10 @@ def _resources(exp: ExperimentConfig) -> tuple[dict[str, float], int, int]:
 
 
 def trial_trainable(
-    exp: ExperimentConfig, train_cfg: Any, data: Any, exp_dir: str
-) -> tuple[Any, int]:
-    """(the resource-wrapped trial function, max concurrent trials) of a Tune run in ``exp_dir``.
+    exp: ExperimentConfig, train_cfg: Any, data: Any, exp_dir: str, on_cluster: bool
+) -> tuple[Any, int | None]:
+    """(the resource-wrapped trial function, max concurrent trials) of a Tune run in ``exp_dir``;
+    ``on_cluster``: Ray was reached through ``--address`` (see :func:`_resources`).
 
     Diverged trials leave a marker in ``<exp_dir>/diverged/`` so that retries fail at once.
     """
@@ -378,7 +396,7 @@ def trial_trainable(
 
     from auxtune.trainables.function import auxtune_trial
 
-    resources, concurrency, threads = _resources(exp)
+    resources, concurrency, threads = _resources(exp, on_cluster)
     diverged_dir = None if "://" in exp_dir else str(Path(exp_dir, "diverged"))
     setup = {"train": to_dict(train_cfg), "threads": threads, "diverged_dir": diverged_dir}
     trainable = tune.with_resources(
@@ -400,10 +418,11 @@ def _tuner(
     parent: str,
     resume: bool,
     verbose: int,
+    on_cluster: bool,
 ) -> Any:
     from ray import tune
 
-    trainable, concurrency = trial_trainable(exp, train_cfg, data, exp_dir)
+    trainable, concurrency = trial_trainable(exp, train_cfg, data, exp_dir, on_cluster)
     if resume:
         return tune.Tuner.restore(exp_dir, trainable, resume_unfinished=True, resume_errored=True)
     train_dict = to_dict(train_cfg)
