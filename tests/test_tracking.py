@@ -140,6 +140,9 @@ def test_lambda_trajectory_svg() -> None:
     assert nice_ticks(0.5, 1.2) == [0.4, 0.6, 0.8, 1.0, 1.2]
     assert nice_ticks(1.0, 1.0) == [1.0, 1.2, 1.4, 1.6, 1.8, 2.0]  # a flat line gets an axis too
     lambda_trajectory_svg([], "empty")  # a trial that failed before its first result
+    long = ET.fromstring(lambda_trajectory_svg([{"lambda/rotation": 0.5}] * 100, "100 epochs"))
+    x_labels = [e.text for e in long.iter(f"{ns}text") if e.get("y") == str(300 - 40 + 16)]
+    assert x_labels == ["20", "40", "60", "80", "100"]  # results count from 1: no tick at 0
 
 
 def test_callback_pickles_without_live_state(tmp_path: Path) -> None:

@@ -51,7 +51,7 @@ def lambda_trajectory_svg(history: Iterable[Mapping[str, float]], title: str) ->
     y_ticks = nice_ticks(min(values, default=0.0), max(values, default=1.0))
     x_max = max(len(rows), 2)
     x_ticks = nice_ticks(1, x_max, count=min(x_max - 1, 6))
-    x_ticks = [t for t in x_ticks if t == int(t)]
+    x_ticks = [t for t in x_ticks if t == int(t) and t >= 1]  # results count from 1
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(step: float) -> float:
