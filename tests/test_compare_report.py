@@ -256,5 +256,7 @@ def test_ui_hint_names_the_store_unless_it_is_the_default() -> None:
 
     default = resolve_tracking("runs").uri
     assert ui_hint(default) == "auxtune ui --port 5000   # then open http://127.0.0.1:5000"
-    other = ui_hint("http://mlflow.example:5000")
-    assert other.startswith("auxtune ui --port 5000 --tracking-uri http://mlflow.example:5000")
+    other = ui_hint("sqlite:////elsewhere/mlflow.db")
+    assert other.startswith("auxtune ui --port 5000 --tracking-uri sqlite:////elsewhere/mlflow.db")
+    # `auxtune ui` refuses a tracking server (it has its own UI): point the browser at it
+    assert ui_hint("http://mlflow.example:5000") == "open http://mlflow.example:5000 in a browser"

@@ -207,5 +207,6 @@ def test_summary_lists_best_failures_and_locations(capsys: pytest.CaptureFixture
     text = summary(result, "val_corrupt_accuracy")
     assert "best trial a: lambda/rotation=0.3" in text and "c15_accuracy=0.4" in text
     assert "failed trial b: DivergenceError: nan" in text
-    assert "/r" in text and "sqlite:////w/mlflow.db" in text and "auxtune ui" in text
+    assert "/r" in text and "sqlite:////w/mlflow.db" in text
+    assert "auxtune ui --port 5000 --tracking-uri sqlite:////w/mlflow.db" in text  # not the default
     assert "1 of 2 trials failed" in capsys.readouterr().err

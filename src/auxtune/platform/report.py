@@ -34,6 +34,8 @@ def ui_hint(tracking_uri: str) -> str:
     """The command that browses ``tracking_uri`` in the MLflow UI, and where to point a browser."""
     from auxtune.platform.tracking import resolve_tracking
 
+    if tracking_uri.startswith(("http://", "https://")):  # a server has its own UI
+        return f"open {tracking_uri} in a browser"
     command = "auxtune ui --port 5000"
     if tracking_uri != resolve_tracking(DEFAULT_WORKDIR).uri:
         command += f" --tracking-uri {tracking_uri}"

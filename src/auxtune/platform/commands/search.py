@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(result: Any, metric: str) -> str:
     """The end-of-search report: best trial, failures, where the results live."""
+    from auxtune.platform.report import ui_hint
+
     best = result.best
     lines = [
         "",
@@ -97,15 +99,11 @@ def summary(result: Any, metric: str) -> str:
         f"Tune results:  {result.results_path}",
         f"MLflow:        {result.tracking_uri} (experiment {result.experiment_name!r}, "
         f"parent run {result.parent_run_id})",
-        "browse with:   auxtune ui" + _ui_hint(result.tracking_uri),
+        f"browse:        {ui_hint(result.tracking_uri)}",
     ]
     if result.failed:
         print(f"{len(result.failed)} of {len(result.trials)} trials failed", file=sys.stderr)
     return "\n".join(lines)
-
-
-def _ui_hint(uri: str) -> str:
-    return "" if uri.startswith("sqlite:") else f"  (or open {uri})"
 
 
 def _fmt(value: Any) -> str:
