@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from auxtune.errors import UserError
+from auxtune.platform.commands import add_cluster_flags, flag_overrides
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,19 +32,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--seeds", type=int, help="retrains per strategy (default compare.seeds)")
     parser.add_argument(
-        "--address", help="Ray cluster to use: auto or ray://HOST:PORT (default: start Ray here)"
-    )
-    parser.add_argument(
         "--out", help="report directory (default <workdir>/compare-<name>-<timestamp>)"
     )
-    parser.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db)"
-    )
-    parser.add_argument(
-        "--storage",
-        help="Ray Tune results: a path or s3://... (shared storage on a cluster; default "
-        "<workdir>/ray_results)",
-    )
+    add_cluster_flags(parser)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show Ray Tune's trial tables as it runs"
     )
@@ -51,16 +42,7 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def flag_overrides(args: argparse.Namespace) -> list[str]:
-    """The flags as config overrides, after the positional ones (flags win)."""
-    pairs = {
-        "compare.strategies": args.strategies,
-        "compare.budget": args.budget,
-        "compare.seeds": args.seeds,
-        "tracking.tracking_uri": args.tracking_uri,
-        "tracking.storage": args.storage,
-    }
-    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+FLAGS = {"strategies": "compare.strategies", "budget": "compare.budget", "seeds": "compare.seeds"}
 
 
 def command_text(args: argparse.Namespace) -> str:
@@ -95,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.budget is not None and args.budget < 1:
         raise UserError(f"--budget {args.budget}: give at least one trial's epochs (>= 1)")
-    exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args)])
+    exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args, FLAGS)])
     plan_compare(exp)  # a bad budget fails here, before Ray or MLflow start
     comparison, out = run_compare(
         exp,

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from auxtune.platform.commands import add_cluster_flags, flag_overrides
 from auxtune.platform.config import STRATEGIES
 
 
@@ -20,18 +21,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--strategy", required=True, help=f"one of: {', '.join(STRATEGIES)}")
     parser.add_argument("--config", help="experiment YAML (defaults apply when omitted)")
-    parser.add_argument(
-        "--address", help="Ray cluster: auto or ray://HOST:PORT (default: start Ray here)"
-    )
     parser.add_argument("--num-trials", type=int, help="trials (default search.num_trials)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the interrupted search of the same name"
     )
     parser.add_argument("--name", help="search name (default <name>-<strategy>)")
-    parser.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default sqlite:///<workdir>/mlflow.db)"
-    )
-    parser.add_argument("--storage", help="Ray Tune storage path (shared storage on clusters)")
+    add_cluster_flags(parser)
     parser.add_argument(
         "--gpus-per-trial", type=float, help="GPU share of each trial, e.g. 0.25 (default 0)"
     )
@@ -40,15 +35,7 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def flag_overrides(args: argparse.Namespace) -> list[str]:
-    """The flags as config overrides, after the positional ones (flags win)."""
-    pairs = {
-        "search.num_trials": args.num_trials,
-        "tracking.tracking_uri": args.tracking_uri,
-        "tracking.storage": args.storage,
-        "search.gpus_per_trial": args.gpus_per_trial,
-    }
-    return [f"{key}={value}" for key, value in pairs.items() if value is not None]
+FLAGS = {"num_trials": "search.num_trials", "gpus_per_trial": "search.gpus_per_trial"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from auxtune.search_spaces import check_strategy
 
     check_strategy(args.strategy)
-    exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args)])
+    exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args, FLAGS)])
     result = run_search(
         exp,
         args.strategy,
