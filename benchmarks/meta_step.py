@@ -41,8 +41,9 @@ class SecondOrderWeighting(FixedWeighting):
     def backward(self, losses: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, Any]:
         assert ctx.meta_batch is not None
         args = (ctx.model, losses, self.lambdas, ctx.lr, ctx.meta_batch(), ctx.optimizer)
-        hypergrad, _ = meta_hypergradient_reference(*args, self.cfg.lookahead, ctx.autocast)
-        step = dict(zip(self.lambdas, (self.cfg.meta_lr * hypergrad).tolist()))
+        options = self.cfg.section("meta")
+        hypergrad, _ = meta_hypergradient_reference(*args, options.lookahead, ctx.autocast)
+        step = dict(zip(self.lambdas, (options.meta_lr * hypergrad).tolist()))
         self.lambdas = {t: max(v - step[t], 0.0) for t, v in self.lambdas.items()}
         weighted_sum(losses, self.lambdas).backward()  # the graph create_graph kept
         return self.lambda_metrics()
@@ -93,7 +94,7 @@ def time_steps(device: torch.device, steps: int, warmup: int) -> dict[str, tuple
     model, optimizer = build(device, runtime)
     autocast = autocast_factory(device, runtime)
     fmt = memory_format(device, runtime)
-    cfg = WeightingConfig(name="meta", warmup_epochs=0)
+    cfg = WeightingConfig.create("meta", warmup_epochs=0)
     weightings: dict[str, Weighting] = {
         "plain": create_weighting(WeightingConfig(), TASKS),
         "meta": create_weighting(cfg, TASKS),

@@ -8,9 +8,10 @@ epoch with the real :class:`~auxtune.robust.trainer.Trainer` and saved as a chec
   once before and once after the stream, the faster run counts);
 - streaming: :func:`evaluate_stream` over the Parquet files on a local Ray of ``--cpus`` CPUs.
 
-Both timings include loading the model; the streaming one also includes reading Parquet and
-starting its actor (importing torch there). Ray's own start-up is excluded and reported as
-``ray_start_s``. The two reports must agree exactly. The machine's load average is printed:
+Both timings include loading the model; the streaming one also includes Ray Data's planning and
+reading Parquet and, with ``--actors``, starting the actors (a new process importing torch: by
+default on one machine the driver process runs the model, see :mod:`auxtune.data.streaming`).
+Ray's own start-up is excluded and reported as ``ray_start_s``. The two reports must agree exactly. The machine's load average is printed:
 other processes depress the numbers. Last line JSON; goal ``stream_over_inmemory >= 0.8``.
 
     .venv/bin/python benchmarks/stream_eval.py [--per-block 200] [--batch-size 200] [--actors 1]
@@ -36,7 +37,9 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="images per forward pass (default --per-block)"
     )
-    parser.add_argument("--actors", type=int, default=None, help="default: 1 (CPU) / one per GPU")
+    parser.add_argument(
+        "--actors", type=int, default=None, help="default: the driver (CPU) / one per GPU"
+    )
     parser.add_argument("--depth", type=int, default=16)
     parser.add_argument("--widen", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1)

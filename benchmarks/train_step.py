@@ -35,7 +35,6 @@ import torch
 from torch.nn import functional as F
 
 from auxtune.robust.config import (
-    TASK_NAMES,
     DataConfig,
     ModelConfig,
     OptimConfig,
@@ -46,6 +45,7 @@ from auxtune.robust.config import (
 )
 from auxtune.robust.device import resolve_device
 from auxtune.robust.model import MultiHeadNet
+from auxtune.robust.tasks import TASKS
 from auxtune.robust.trainer import Trainer
 
 NUM_CLASSES = 10
@@ -72,9 +72,9 @@ def parse_args() -> argparse.Namespace:
 
 def choose_tasks(arg: str | None, device: torch.device) -> tuple[str, ...]:
     if arg is None:
-        return TASK_NAMES if device.type == "cuda" else CPU_DEFAULT_TASKS
+        return tuple(TASKS) if device.type == "cuda" else CPU_DEFAULT_TASKS
     if arg == "all":
-        return TASK_NAMES
+        return tuple(TASKS)
     return tuple(t for t in arg.split(",") if t)
 
 

@@ -12,21 +12,23 @@ from PIL import Image
 from auxtune.platform.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-STRATEGIES = ("fixed", "meta", "pbt")
+STRATEGIES = ("fixed", "meta", "optuna", "pbt")
 SEEDS = 2
+EPOCHS = 2
+BUDGET = 4  # trial-epochs per searched strategy: 2 trials of 2 epochs
 
 TINY = """
 name: tiny
 data: {{dataset: synthetic, num_train: 96, num_val: 48, num_test: 30, holdout: 48,
         corruptions_dir: {corruptions}}}
 model: {{depth: 10, widen_factor: 1, base_width: 4}}
-optim: {{batch_size: 32, epochs: 2}}
+optim: {{batch_size: 32, epochs: {epochs}}}
 tasks: {{names: [rotation, rgb_permutation], decoder_width: 8}}
-weighting: {{warmup_epochs: 0, meta_batch_size: 8}}
+weighting: {{meta: {{warmup_epochs: 0, meta_batch_size: 8}}}}
 runtime: {{device: cpu, threads: 1}}
 search: {{num_trials: 2, cpus_per_trial: 1, grid: [0.0, 1.0]}}
 tracking: {{workdir: {workdir}}}
-compare: {{strategies: [{strategies}], budget: 4, seeds: {seeds}}}
+compare: {{strategies: [{strategies}], budget: {budget}, seeds: {seeds}}}
 """
 
 
@@ -37,6 +39,8 @@ def write_config(tmp_path: Path, corruptions: Path | None = None) -> Path:
         workdir=tmp_path / "work",
         strategies=", ".join(STRATEGIES),
         seeds=SEEDS,
+        epochs=EPOCHS,
+        budget=BUDGET,
     )
     path.write_text(text)
     return path
@@ -64,10 +68,10 @@ def quick_corrupted_set(config: Path, root: Path) -> Path:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--strategies", "fixed,grid"], "unknown strategy 'grid'; valid strategies: fixed"),
+        (["--strategies", "fixed,grid"], "unknown strategy 'grid'; valid: fixed"),
         (["--budget", "1"], "compare.budget = 1 trial-epochs is less than one trial"),
         (["--budget", "0"], "--budget 0: give at least one trial's epochs"),
-        (["--seeds", "0"], "compare.seeds = 0 must be >= 1"),
+        (["--seeds", "0"], "--seeds 0: give at least 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -94,67 +98,106 @@ def test_command_text_rebuilds_the_command() -> None:
 @pytest.mark.slow
 @pytest.mark.integration
 def test_compare_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """baseline, a grid, the meta-gradient, Optuna under ASHA and PBT: equal budgets spent,
+    the same seeds for every row, paired intervals against the baseline, one MLflow experiment
+    holding comparison -> row -> trials and retrains."""
     from mlflow import MlflowClient
 
     corruptions = quick_corrupted_set(write_config(tmp_path), tmp_path / "c")
     config = write_config(tmp_path, corruptions)
     out = tmp_path / "report"
     assert main(["compare", "--config", str(config), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    for strategy in STRATEGIES:
-        assert any(line.startswith(strategy) for line in printed.splitlines())
-    assert "auxtune ui --port 5000" in printed and "http://127.0.0.1:5000" in printed
+    captured = capsys.readouterr()
+    rows = ("baseline", *STRATEGIES)
+    for strategy in rows:
+        assert any(line.startswith(strategy) for line in captured.out.splitlines())
+    assert "auxtune ui --port 5000" in captured.out and "http://127.0.0.1:5000" in captured.out
+    assert "Ray's log:" in captured.out
+    assert "To visualize your results with TensorBoard" not in captured.out + captured.err
 
-    # the report: every strategy with numbers, valid non-empty figures
     results = json.loads((out / "results.json").read_text())
-    assert [s["strategy"] for s in results["strategies"]] == list(STRATEGIES)
+    assert [s["strategy"] for s in results["strategies"]] == list(rows)
     for entry in results["strategies"]:
-        assert entry["search"]["trial_epochs"] <= 4
-        assert entry["search"]["wall_s"] > 0
-        assert len(entry["retrains"]) == SEEDS
-        # each seed is its own run: a different init and data order, so a different first loss
-        first_losses = {r["history"][0]["loss/main"] for r in entry["retrains"]}
-        assert len(first_losses) == SEEDS, entry["retrains"]
-        assert [r["seed"] for r in entry["retrains"]] == list(range(SEEDS))
-        assert 0.0 <= entry["summary"]["c15"]["mean"] <= 1.0
-        assert 0.0 <= entry["summary"]["c19"]["mean"] <= 1.0
-        assert len(entry["summary"]["per_corruption"]) == 19
-    assert results["strategies"][1]["retrained"]["weighting.name"] == "meta"
+        # equal budgets: every search spends its budget, ASHA's freed epochs included; a trial
+        # started with budget left may finish past it (at most one trial per concurrent trial)
+        if entry["searched"]:
+            assert entry["budget_trial_epochs"] == BUDGET
+            assert BUDGET <= entry["trial_epochs"] <= BUDGET + EPOCHS * 2 - 1, entry["strategy"]
+        else:
+            assert (entry["trials"], entry["trial_epochs"], entry["budget_trial_epochs"]) == (
+                0,
+                0,
+                0,
+            )
+        # paired seeds: every row retrained with the same seeds
+        assert entry["retrain"]["seeds"] == list(range(SEEDS))
+        assert entry["retrain"]["status"] == ["TERMINATED"] * SEEDS, entry["strategy"]
+        for metric in ("clean_test_accuracy", "c15_accuracy", "c19_accuracy"):
+            assert len(entry["retrain"][metric]) == SEEDS
+            assert all(0.0 <= v <= 1.0 for v in entry["retrain"][metric])
+            if entry["strategy"] != "baseline":
+                versus = entry["vs_baseline"][metric]
+                assert versus["verdict"] in ("better", "worse", "no detectable difference")
+                assert len(versus["ci95"]) == 2
+    by_name = {s["strategy"]: s for s in results["strategies"]}
+    assert by_name["baseline"]["retrained"] == {
+        "overrides": {"tasks.names": [], "weighting.lambdas": {}, "weighting.name": "fixed"}
+    }
+    assert by_name["meta"]["retrained"]["overrides"] == {"weighting.name": "meta"}
+    schedule = by_name["pbt"]["retrained"]["overrides"]["weighting.schedule.per_epoch"]
+    assert len(schedule) == EPOCHS
     report = (out / "report.md").read_text()
     assert f"auxtune compare --config {config} --out {out}" in report  # how to reproduce it
-    for strategy in STRATEGIES:
+    for strategy in rows:
         row = next(line for line in report.splitlines() if line.startswith(f"| {strategy} |"))
-        assert "n/a" not in row and "±" in row
-    for name in ("corruption_vs_compute.png", "per_corruption.png", "lambda_trajectories.png"):
+        assert "±" in row
+    for name in ("corruption_vs_compute.png", "per_corruption.png", "per_severity.png"):
         data = (out / name).read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 5_000
         with Image.open(out / name) as image:
             image.verify()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]  # no staging
 
-    # MLflow: each search's parent run and the retrains nested under the comparison run
+    # MLflow: one experiment; comparison run -> one run per row -> its trials and its retrains
     client = MlflowClient(results["tracking_uri"])
+    names = {e.name for e in client.search_experiments()} - {"Default"}
+    assert names == {results["experiment_name"]}
+    experiment = client.get_experiment_by_name(results["experiment_name"])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     compare_run = client.get_run(results["mlflow_run_id"])
     assert compare_run.info.status == "FINISHED"
     assert compare_run.data.tags["auxtune.kind"] == "compare"
-    assert "meta/c15" in compare_run.data.metrics
+    assert "meta/c15_accuracy" in compare_run.data.metrics
     artifacts = {f.path for f in client.list_artifacts(compare_run.info.run_id)}
-    assert {"report.md", "results.json", "corruption_vs_compute.png"} <= artifacts
-    for entry in results["strategies"]:
-        search_run = client.get_run(entry["search"]["parent_run_id"])
-        assert search_run.data.tags["mlflow.parentRunId"] == compare_run.info.run_id
-        assert search_run.data.tags["auxtune.strategy"] == entry["strategy"]
-    experiment = client.get_experiment_by_name(results["experiment_name"])
-    nested = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.mlflow.parentRunId = '{compare_run.info.run_id}'",
-    )
-    retrain_runs = [r for r in nested if r.data.tags.get("auxtune.kind") == "retrain"]
-    assert len(retrain_runs) == 1
-    per_seed = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.mlflow.parentRunId = '{retrain_runs[0].info.run_id}'",
-    )
-    assert sorted(r.info.run_name for r in per_seed) == sorted(
-        f"retrain-{s}-seed{seed}" for s in STRATEGIES for seed in range(SEEDS)
-    )
+    assert {"report.md", "results.json", "per_severity.png"} <= artifacts
+
+    def children(run_id: str) -> list:
+        return client.search_runs(
+            [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"
+        )
+
+    row_runs = {r.data.tags["auxtune.strategy"]: r for r in children(compare_run.info.run_id)}
+    assert sorted(row_runs) == sorted(rows)
+    for strategy, run in row_runs.items():
+        assert run.info.status == "FINISHED"
+        assert "c15_accuracy" in run.data.metrics  # the retrains' mean, sortable one level up
+        below = children(run.info.run_id)
+        retrains = sorted(
+            r.info.run_name for r in below if r.data.tags["auxtune.kind"] == "retrain"
+        )
+        assert retrains == [f"retrain-{strategy}-seed{seed}" for seed in range(SEEDS)]
+        trials = [r for r in below if r.data.tags["auxtune.kind"] == "trial"]
+        assert len(trials) == by_name[strategy]["trials"]
+        # each seed is its own run: a different init and data order, so a different first loss
+        first = {
+            client.get_metric_history(r.info.run_id, "loss/main")[0].value
+            for r in below
+            if r.data.tags["auxtune.kind"] == "retrain"
+        }
+        assert len(first) == SEEDS, strategy
+        if strategy == "pbt":  # the retrain replays the best lineage's lambdas epoch by epoch
+            for run in (r for r in below if r.data.tags["auxtune.kind"] == "retrain"):
+                for task in ("rotation", "rgb_permutation"):
+                    replayed = client.get_metric_history(run.info.run_id, f"lambda/{task}")
+                    by_step = [m.value for m in sorted(replayed, key=lambda m: m.step)]
+                    assert by_step == pytest.approx([epoch[task] for epoch in schedule])

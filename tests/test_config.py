@@ -9,7 +9,7 @@ import yaml
 
 from auxtune.config import ConfigError, apply_overrides, flatten, from_dict, load_yaml, to_dict
 from auxtune.errors import USER_ERRORS
-from auxtune.robust.config import TASK_NAMES, TrainConfig
+from auxtune.robust.config import TrainConfig, task_names
 
 YAML = """
 seed: 7
@@ -99,11 +99,27 @@ def test_malformed_overrides_are_refused(override, words):
         ),
         (["weighting.init_lambda=-0.5"], ["weighting.init_lambda", ">= 0"]),
         # unknown task: the bad name and every valid one
-        (["tasks.names=[rotation,sudoku]"], ["tasks.names", "'sudoku'", ", ".join(TASK_NAMES)]),
+        (["tasks.names=[rotation,sudoku]"], ["tasks.names", "'sudoku'", ", ".join(task_names())]),
         (["tasks.names=[rotation,rotation]"], ["tasks.names", "duplicates"]),
         # unknown strategy
         (["weighting.name=magic"], ["weighting.name", "'magic'", "fixed, meta"]),
-        (["weighting.protocol=sometimes"], ["weighting.protocol", "'holdout', 'paper'"]),
+        (["weighting.meta.protocol=sometimes"], ["weighting.meta.protocol", "'holdout', 'paper'"]),
+        # a plugin's own section: its checks and its search ranges name the whole path
+        (["weighting.meta.meta_lr=0"], ["weighting.meta.meta_lr = 0.0", "> 0"]),
+        (["weighting.meta.speed=1"], ["weighting.meta.speed", "valid keys", "meta_lr"]),
+        (["weighting.sudoku.x=1"], ["unknown config key weighting.sudoku", "meta"]),
+        (
+            ["weighting.meta.search={meta_lr: [0.0, 1.0]}"],
+            ["weighting.meta.search.meta_lr", "log-uniform"],
+        ),
+        (
+            ["weighting.meta.search={meta_lr: [-1.0, 1.0]}"],
+            ["weighting.meta.search.meta_lr", "log-uniform"],
+        ),
+        (
+            ["weighting.meta.search={warmup: [1, 2]}"],
+            ["weighting.meta.search.warmup", "not a hyperparameter", "meta_lr"],
+        ),
         # bad types
         (["optim.lr=abc"], ["optim.lr", "'abc'", "float"]),
         (["optim.epochs=2.5"], ["optim.epochs", "whole number"]),
@@ -163,7 +179,7 @@ def test_round_trip_through_plain_data_and_yaml(tmp_path):
             "seed=11",
             "tasks.names=[rotation,jigsaw,inpainting]",
             "weighting.lambdas={rotation: 0.1, jigsaw: 2}",
-            "weighting.lambda_max=4",
+            "weighting.meta.lambda_max=4",
             "model.depth=28",
             "runtime.device=cpu",
         ]

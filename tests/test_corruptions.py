@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 from PIL import Image
 from scipy import ndimage
 
@@ -27,13 +28,31 @@ from auxtune.data.corruptions import (
     EXTRA_CORRUPTIONS,
     SEVERITIES,
     STANDARD_CORRUPTIONS,
+    _edges,
     _samples,
     corrupt,
     corruption_parameters,
     is_stochastic,
+    natural_images,
+    reference_change,
     sample_images,
 )
 from auxtune.data.corruptions._blur import pixel_walk
+from auxtune.data.corruptions._edges import canny, chamfer_distance, equalize_histogram
+from auxtune.data.corruptions._ops import LUMA
+from auxtune.data.corruptions._weather import (
+    FROST_PHOTOGRAPHS,
+    FROST_SHEET_SIZE,
+    MUD_COLOUR,
+    WATER_COLOUR,
+    frost_sheets,
+    water_highlight,
+)
+from auxtune.data.corruptions.reference_change import (
+    MEAN_ABS_CHANGE,
+    NATURAL_IMAGES,
+    ORIGINAL_ON_PHOTOGRAPHS,
+)
 
 IMAGES = sample_images(8, seed=0)  # read-only
 DETERMINISTIC = {
@@ -175,7 +194,7 @@ def test_cuda_tensor_stays_on_the_device(name):
 
 
 def test_docstring_examples_run():
-    for module in (corruptions, _samples):
+    for module in (corruptions, _samples, _edges, reference_change):
         assert doctest.testmod(module).failed == 0
 
 
@@ -474,7 +493,7 @@ def test_frost_adds_a_blue_white_texture(severity):
     image_weight, frost_weight = corruption_parameters("frost", severity)
     black = corrupt(grey_images(16, 0), "frost", severity).astype(float)
     texture = black / (frost_weight * 255)
-    assert 0.35 < texture.mean() < 0.6 and texture.std() > 0.1
+    assert 0.5 < texture.mean() < 0.75 and texture.std() > 0.1  # photographs: 0.62, 0.17
     assert texture[..., 2].mean() > texture[..., 0].mean()  # bluish
     out = corrupt(IMAGES, "frost", severity).astype(float)
     assert (out >= np.floor(image_weight * IMAGES.astype(float)) - 1).all()  # frost only adds
@@ -542,3 +561,332 @@ def test_elastic_transform_trades_affine_for_local_warp():
     assert local[0] < 0.06 and local[1] < 0.06, fits
     assert 0.1 < local[2] < local[3] < local[4] < 1, fits
     assert 0.3 < affine[0] < 2.56, fits
+
+
+# ---------------------------------------------------------------- change on natural images
+#
+# reference_change.MEAN_ABS_CHANGE pins how much each corruption changes natural images. Its
+# figures come from the oracles below: the original script's formulas, written again with numpy,
+# scipy, PIL and matplotlib (and, for frost, the statistics of its photographs) and applied to
+# natural_images. corrupt() must stay within 20 % of every figure.
+
+NATURAL = natural_images(NATURAL_IMAGES, seed=0)  # read-only
+
+
+def oracle_noise(name: str):
+    def gaussian(x, p, rng):
+        return x + rng.normal(scale=p.sigma, size=x.shape)
+
+    def shot(x, p, rng):
+        return rng.poisson(x * p.photons) / p.photons
+
+    def impulse(x, p, rng):  # skimage.util.random_noise(mode="s&p")
+        flipped = rng.random(x.shape) < p.amount
+        salted = rng.random(x.shape) < 0.5
+        return np.where(flipped, salted.astype(float), x)
+
+    def speckle(x, p, rng):
+        return x + x * rng.normal(scale=p.c, size=x.shape)
+
+    return {"gaussian_noise": gaussian, "shot_noise": shot, "impulse_noise": impulse,
+            "speckle_noise": speckle}[name]  # fmt: skip
+
+
+def oracle_hsv(x, p, rng):
+    hsv = rgb_to_hsv(x)
+    if hasattr(p, "shift"):  # brightness
+        hsv[..., 2] = np.clip(hsv[..., 2] + p.shift, 0, 1)
+    else:  # saturate
+        hsv[..., 1] = np.clip(hsv[..., 1] * p.mult + p.add, 0, 1)
+    return hsv_to_rgb(hsv)
+
+
+def oracle_contrast(x, p, rng):
+    means = x.mean(axis=(1, 2), keepdims=True)
+    return (x - means) * p.factor + means
+
+
+def oracle_pil(x, p, rng):
+    out = []
+    for image in np.round(x * 255).astype(np.uint8):
+        pil = Image.fromarray(image)
+        if hasattr(p, "quality"):
+            buffer = io.BytesIO()
+            pil.save(buffer, "JPEG", quality=p.quality)
+            out.append(np.asarray(Image.open(buffer)))
+        else:
+            small = int(32 * p.scale)
+            out.append(
+                np.asarray(pil.resize((small, small), Image.BOX).resize((32, 32), Image.BOX))
+            )
+    return np.stack(out) / 255.0
+
+
+def gaussian_per_image(x: np.ndarray, sigma: float) -> np.ndarray:
+    """skimage.filters.gaussian(multichannel=True): spatial axes only, nearest border."""
+    return ndimage.gaussian_filter(x, (0, sigma, sigma, 0), mode="nearest")
+
+
+def oracle_gaussian_blur(x, p, rng):
+    return gaussian_per_image(x, p.sigma)
+
+
+def oracle_defocus_blur(x, p, rng):
+    kernel = disk_kernel_reference(p.radius, p.alias_blur)
+    return ndimage.correlate(x, kernel[None, :, :, None], mode="mirror")
+
+
+def oracle_zoom_blur(x, p, rng):
+    zooms = np.arange(1, p.max_zoom, 0.01)
+    total = x + sum(np.stack([clipped_zoom_reference(i, zoom) for i in x]) for zoom in zooms)
+    return total / (len(zooms) + 1)
+
+
+def oracle_glass_blur(x, p, rng):
+    x = np.floor(gaussian_per_image(x, p.sigma) * 255).astype(np.uint8)
+    for _ in range(p.iterations):
+        dy, dx = rng.integers(-1, 1, (2, len(x), 30, 30))
+        x = original_pixel_walk(x, dy, dx)
+    return gaussian_per_image(x / 255.0, p.sigma)
+
+
+def oracle_frost(x, p, rng):
+    """The original adds w * a crop of one of five photographs. A pixel's change depends only on
+    the frost value at that pixel, so the mean change needs only the photographs' distribution
+    of values: each pixel a value with its photograph's mean and contrast. The original draws
+    the photograph at random; taking each for a fifth of the images is that draw's expectation."""
+    photographs = np.array(FROST_PHOTOGRAPHS, float) / 255  # (5, mean|std, 3)
+    photo = photographs[np.arange(len(x)) % len(photographs)][:, :, None, None, :]
+    frost = photo[:, 0] + photo[:, 1] * rng.standard_normal(x.shape)
+    return p.image_weight * x + p.frost_weight * frost
+
+
+def oracle_spatter(x, p, rng):
+    liquid = rng.normal(p.loc, p.scale, x.shape[:3])
+    liquid = ndimage.gaussian_filter(liquid, (0, p.sigma, p.sigma), mode="nearest")
+    liquid[liquid < p.threshold] = 0
+    if p.mud:
+        cover = gaussian_per_image((liquid > p.threshold)[..., None].astype(float), p.intensity)
+        cover[cover < 0.8] = 0
+        return x * (1 - cover) + np.array(MUD_COLOUR) * cover
+    highlight = np.stack([original_water_highlight(layer, p.intensity) for layer in liquid])
+    return x + highlight[..., None] * np.array(WATER_COLOUR)
+
+
+ORIGINAL_FORMULAS = {
+    **{name: oracle_noise(name) for name in
+       ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")},
+    "brightness": oracle_hsv, "saturate": oracle_hsv, "contrast": oracle_contrast,
+    "pixelate": oracle_pil, "jpeg_compression": oracle_pil,
+    "gaussian_blur": oracle_gaussian_blur, "defocus_blur": oracle_defocus_blur,
+    "zoom_blur": oracle_zoom_blur, "glass_blur": oracle_glass_blur,
+    "frost": oracle_frost, "spatter": oracle_spatter,
+}  # fmt: skip
+# ImageMagick's motion blur (motion_blur, snow), OpenCV's warpAffine (elastic_transform) and the
+# plasma fractal (fog) have no oracle here: their figures are this package's implementation's.
+WITHOUT_ORACLE = {"motion_blur", "snow", "fog", "elastic_transform"}
+
+
+def oracle_change(name: str, images: np.ndarray = NATURAL) -> list[float]:
+    # not natural_images' seed 0: the same stream would draw the spatter's noise to match the
+    # images' own (a liquid layer correlated with the image content)
+    rng = np.random.default_rng(1)
+    changes = []
+    for severity in SEVERITIES:
+        params = corruption_parameters(name, severity)
+        out = truncate(ORIGINAL_FORMULAS[name](images / 255.0, params, rng))
+        changes.append(round(float(np.abs(out - images.astype(float)).mean()), 2))
+    return changes
+
+
+# The original's water drops, one (32, 32) image at a time as OpenCV computes them.
+
+
+def canny_reference(grey: np.ndarray, low: int, high: int) -> np.ndarray:
+    """cv2.Canny(grey, low, high): Sobel (replicated border), L1 magnitude, non-maximum
+    suppression in OpenCV's fixed-point sectors, hysteresis by connected components."""
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    dx = ndimage.correlate(grey.astype(np.int64), sobel, mode="nearest")
+    dy = ndimage.correlate(grey.astype(np.int64), sobel.T, mode="nearest")
+    magnitude = np.abs(dx) + np.abs(dy)
+    padded = np.pad(magnitude, 1)
+    peak = np.zeros_like(grey, dtype=bool)
+    for i, j in zip(*np.nonzero(magnitude > low)):
+        m, x, y = magnitude[i, j], abs(dx[i, j]), abs(dy[i, j]) << 15
+        up, down = padded[i, :], padded[i + 2, :]  # rows above and below, columns shifted by 1
+        row = padded[i + 1]
+        if y < x * 13573:
+            peak[i, j] = m > row[j] and m >= row[j + 2]
+        elif y > x * 13573 + (x << 16):
+            peak[i, j] = m > up[j + 1] and m >= down[j + 1]
+        else:
+            s = -1 if (dx[i, j] ^ dy[i, j]) < 0 else 1
+            peak[i, j] = m > up[j + 1 - s] and m > down[j + 1 + s]
+    components, _ = ndimage.label(peak, structure=np.ones((3, 3)))
+    strong = np.unique(components[peak & (magnitude > high)])
+    return np.isin(components, strong[strong > 0])
+
+
+def chamfer_reference(zero: np.ndarray) -> np.ndarray:
+    """cv2.distanceTransform(DIST_L2, 5): OpenCV's two raster passes of the 5x5 chamfer mask
+    (costs 1, 1.4, 2.1969 in 16.16 fixed point), forward then backward. Within a row the only
+    mask step is the horizontal neighbour, so each row's scan is a running minimum."""
+    cost = {1: 65536, 2: round(1.4 * 65536), 5: round(2.1969 * 65536)}
+    h, w = zero.shape
+    padded = np.full((h + 4, w + 4), 1 << 40, np.int64)
+    padded[2:-2, 2:-2] = np.where(zero, 0, 1 << 40)
+    ramp = np.arange(w) * cost[1]
+    for rows, sign in ((range(2, h + 2), 1), (range(h + 1, 1, -1), -1)):
+        for i in rows:
+            row = padded[i, 2:-2]
+            for dy in (1, 2):  # the rows already scanned, above (forward) or below (backward)
+                for dx in range(-2, 3):
+                    if dy * dy + dx * dx in cost:
+                        source = padded[i - sign * dy, 2 + dx : 2 + dx + w]
+                        row = np.minimum(row, source + cost[dy * dy + dx * dx])
+            scan = row if sign == 1 else row[::-1]
+            scan = np.minimum.accumulate(scan - ramp) + ramp
+            padded[i, 2:-2] = scan if sign == 1 else scan[::-1]
+    return padded[2:-2, 2:-2].astype(np.float32) / 65536
+
+
+def equalize_reference(grey: np.ndarray) -> np.ndarray:
+    """cv2.equalizeHist: the darkest level present maps to 0, the rest by the cumulative count."""
+    hist = np.bincount(grey.ravel(), minlength=256)
+    darkest = int(np.flatnonzero(hist)[0])
+    if hist[darkest] == grey.size:
+        return grey.copy()
+    scale = np.float32(255) / np.float32(grey.size - hist[darkest])  # float32, as OpenCV
+    lut = np.round((np.cumsum(hist) - hist[darkest]).astype(np.float32) * scale)
+    return np.clip(lut, 0, 255).astype(np.uint8)[grey]
+
+
+def box3_reference(x: np.ndarray) -> np.ndarray:
+    """cv2.blur(x, (3, 3)): the mean of 9 with BORDER_REFLECT_101 (numpy's "reflect")."""
+    padded = np.pad(x.astype(np.float64), 1, mode="reflect")
+    return sum(padded[i : i + 32, j : j + 32] for i in range(3) for j in range(3)) / 9
+
+
+def original_water_highlight(liquid: np.ndarray, intensity: float) -> np.ndarray:
+    """The original's water-mode shading of one (32, 32) liquid layer (already thresholded)."""
+    level = (liquid * 255).astype(np.uint8)
+    distance = np.minimum(chamfer_reference(canny_reference(level, 50, 150)), 20)
+    distance = box3_reference(distance).astype(np.float32).astype(np.uint8)
+    distance = equalize_reference(distance)
+    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+    distance = np.clip(ndimage.correlate(distance.astype(float), emboss, mode="mirror"), 0, 255)
+    shading = np.round(box3_reference(np.round(distance)))
+    m = level * shading
+    return m / m.max() * intensity if m.max() > 0 else m
+
+
+def corrupt_change(name: str, images: np.ndarray = NATURAL, seed: int = 1) -> list[float]:
+    clean = images.astype(float)
+    return [float(np.abs(corrupt(images, name, s, seed=seed) - clean).mean()) for s in SEVERITIES]
+
+
+def test_the_reference_table_covers_every_corruption():
+    assert set(MEAN_ABS_CHANGE) == set(CORRUPTIONS)
+    assert set(ORIGINAL_FORMULAS) | WITHOUT_ORACLE == set(CORRUPTIONS)
+    assert len(NATURAL) == NATURAL_IMAGES
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_change_on_natural_images_is_within_20_percent_of_the_originals(name):
+    expected = np.array(MEAN_ABS_CHANGE[name])
+    change = np.array(corrupt_change(name))
+    assert (np.abs(change / expected - 1) <= 0.2).all(), (change.round(2), expected)
+
+
+@pytest.mark.parametrize("name", ORIGINAL_FORMULAS)
+def test_reference_figures_are_what_the_original_formulas_give(name):
+    derived = np.array(oracle_change(name))
+    print(f"{name}: {derived.tolist()}")  # -s shows the figures, to update the table
+    np.testing.assert_allclose(MEAN_ABS_CHANGE[name], derived, rtol=0.01, atol=0.02)
+
+
+FROST_IMAGES = natural_images(1024, seed=2)  # photographs drawn per image: 1024 average them out
+
+
+def test_frost_changes_images_as_much_as_the_original():
+    change = corrupt_change("frost", FROST_IMAGES)
+    np.testing.assert_allclose(change, MEAN_ABS_CHANGE["frost"], rtol=0.07)
+    for severity, value in enumerate(change, 1):
+        low, high = ORIGINAL_ON_PHOTOGRAPHS["frost", severity]
+        assert 0.8 * low <= value <= 1.2 * high, (severity, change)
+
+
+def test_spatter_severity_3_changes_images_as_much_as_the_original():
+    # water drops at noise scale 0.3: the old shading changed images by 12.9 grey levels
+    images = FROST_IMAGES[:512]
+    change = np.abs(corrupt(images, "spatter", 3, seed=1) - images.astype(float)).mean()
+    assert change == pytest.approx(MEAN_ABS_CHANGE["spatter"][2], rel=0.05)
+    low, high = ORIGINAL_ON_PHOTOGRAPHS["spatter", 3]
+    assert 0.9 * low <= change <= 1.1 * high, change
+
+
+def frost_sheet_pixels() -> np.ndarray:
+    """(5, crops, 32, 32, 3) grey levels: 400 random crops of every frost sheet."""
+    gen = torch.Generator().manual_seed(0)
+    sheets = frost_sheets(FROST_SHEET_SIZE, gen, torch.device("cpu")).numpy() * 255
+    rng = np.random.default_rng(0)
+    corners = rng.integers(0, FROST_SHEET_SIZE - 32, (400, 2))
+    crops = [[sheet[:, r : r + 32, c : c + 32] for r, c in corners] for sheet in sheets]
+    return np.array(crops).transpose(0, 1, 3, 4, 2)
+
+
+def test_frost_sheets_have_the_photographs_colour_and_contrast():
+    crops = frost_sheet_pixels()
+    photographs = np.array(FROST_PHOTOGRAPHS, float)  # (5, mean|std, 3), from CIFAR_C.md
+    np.testing.assert_allclose(crops.mean((1, 2, 3)), photographs[:, 0], atol=4)
+    np.testing.assert_allclose(crops.std((2, 3)).mean(1), photographs[:, 1], atol=2)
+    grey = crops @ np.array(LUMA)
+    # all five photographs: grey quantiles 5/50/95 % of 95, 162, 222 (CIFAR_C.md)
+    np.testing.assert_allclose(np.percentile(grey, [5, 50, 95]), [95, 162, 222], atol=10)
+    assert crops[..., 2].mean() > crops[..., 1].mean() > crops[..., 0].mean()  # bluish
+
+
+@pytest.mark.parametrize("severity", [1, 2, 3])
+def test_water_highlight_is_the_originals_opencv_pipeline(severity):
+    p = corruption_parameters("spatter", severity)
+    rng = np.random.default_rng(severity)
+    liquid = ndimage.gaussian_filter(
+        rng.normal(p.loc, p.scale, (24, 32, 32)), (0, p.sigma, p.sigma), mode="nearest"
+    )
+    liquid[liquid < p.threshold] = 0
+    expected = np.stack([original_water_highlight(layer, p.intensity) for layer in liquid])
+    actual = water_highlight(torch.from_numpy(liquid)[:, None], p.intensity)[:, 0].numpy()
+    np.testing.assert_allclose(actual, expected, atol=1e-9)
+    assert (expected > 0).any()
+
+
+def smooth_grey_images(n: int, seed: int) -> np.ndarray:
+    """uint8 (n, 32, 32): blurred noise with steps, so that edges of every direction occur."""
+    rng = np.random.default_rng(seed)
+    x = ndimage.gaussian_filter(rng.normal(0, 1, (n, 32, 32)), (0, 1.5, 1.5))
+    return np.clip(128 + 400 * x, 0, 255).astype(np.uint8)
+
+
+def test_canny_matches_the_opencv_rules():
+    grey = smooth_grey_images(24, seed=0)
+    expected = np.stack([canny_reference(image, 50, 150) for image in grey])
+    actual = canny(torch.from_numpy(grey).double()[:, None], 50, 150)[:, 0].numpy()
+    np.testing.assert_array_equal(actual, expected)
+    assert 0.02 < expected.mean() < 0.5
+
+
+def test_chamfer_distance_matches_two_raster_passes():
+    zero = np.random.default_rng(0).random((24, 32, 32)) < 0.01
+    expected = np.stack([chamfer_reference(z) for z in zero])
+    actual = chamfer_distance(torch.from_numpy(zero)[:, None])[:, 0].numpy()
+    np.testing.assert_array_equal(actual, expected)
+    assert actual.max() > 5 and (actual[zero] == 0).all()
+
+
+def test_equalize_histogram_matches_the_opencv_lut():
+    levels = np.random.default_rng(0).integers(3, 21, (8, 32, 32)).astype(np.uint8)
+    levels[0] = 7  # a single level is left alone
+    expected = np.stack([equalize_reference(image) for image in levels])
+    actual = equalize_histogram(torch.from_numpy(levels).double()[:, None])[:, 0].numpy()
+    np.testing.assert_array_equal(actual, expected)
+    assert actual[1:].min() == 0 and actual[1:].max() == 255

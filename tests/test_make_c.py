@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import json
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from auxtune.data import corruptions, make_c
 from auxtune.data.cifar_c import CorruptedTestSet
-from auxtune.data.datasets import load_corrupted_test, synthetic_split_seed
+from auxtune.data.datasets import load_corrupted_test, load_dataset, synthetic_split_seed
 from auxtune.data.synthetic import make_synthetic
 from auxtune.errors import DataError
 from auxtune.platform.cli import main
@@ -160,9 +161,26 @@ def test_synthetic_corrupted_test_is_built_once(tmp_path, monkeypatch):
         raise AssertionError("rebuilt a cached corrupted set")
 
     monkeypatch.setattr(make_c, "make_c", fail)
-    again = load_corrupted_test(cfg, skip_first=2)
+    again = load_corrupted_test(cfg)
     assert again.root == suite.root
-    assert np.array_equal(again.images("fog", 2)[0], suite.images("fog", 2)[2])
+    assert np.array_equal(again.images("fog", 2), suite.images("fog", 2))
+
+
+def test_synthetic_corrupted_test_corrupts_only_the_images_it_keeps(monkeypatch):
+    real = make_c.make_c
+    built = []
+
+    def record(images, *args, **kwargs):
+        built.append(len(images))
+        return real(images, *args, **{**kwargs, "corruptions": ("fog",)})
+
+    monkeypatch.setattr(make_c, "make_c", record)
+    cfg = DataConfig(num_train=10, num_val=10, num_test=N, holdout=10, c_images_per_block=3)
+    kept = load_corrupted_test(cfg, skip_first=2)
+    assert built == [5] and kept.images_per_block == 3  # 2 skipped + 3 kept, not all N
+    assert np.array_equal(kept.labels(), load_dataset(cfg).test.labels[2:5])
+    everything = load_corrupted_test(dataclasses.replace(cfg, c_images_per_block=0))
+    assert built == [5, N] and everything.images_per_block == N
 
 
 def test_make_c_validates_arguments(tmp_path, base):

@@ -148,10 +148,11 @@ def test_nesterov_lookahead_refuses_heavy_ball_momentum() -> None:
     with pytest.raises(ValueError, match="nesterov"):
         lookahead_step(psi, psi, ALPHA, sgd(model, nesterov=False), "nesterov")
     with pytest.raises(ConfigError, match="lookahead"):
-        WeightingConfig(lookahead="adam")  # type: ignore[arg-type]
+        WeightingConfig.create("meta", lookahead="adam")
     with pytest.raises(ConfigError, match=r"optim\.nesterov"):
         TrainConfig(
-            optim=OptimConfig(nesterov=False), weighting=WeightingConfig(lookahead="nesterov")
+            optim=OptimConfig(nesterov=False),
+            weighting=WeightingConfig.create("meta", lookahead="nesterov"),
         )
 
 
@@ -182,7 +183,9 @@ def test_final_gradient_is_the_weighted_sum_with_the_new_lambdas() -> None:
     model = tiny_model()
     optimizer = sgd(model)
     losses = losses_fn(model, batch(8, 0))
-    weighting = create_weighting(WeightingConfig(name="meta", warmup_epochs=0, meta_lr=50.0), TASKS)
+    weighting = create_weighting(
+        WeightingConfig.create("meta", warmup_epochs=0, meta_lr=50.0), TASKS
+    )
     old = dict(weighting.lambdas)
     weighting.backward(losses(), context(model, optimizer, batch(5, 1)))
     assert weighting.lambdas != old
@@ -210,7 +213,7 @@ def test_warmup_behaves_as_fixed_and_draws_no_meta_batch() -> None:
     optimizer = sgd(model)
     losses = losses_fn(model, batch(8, 0))
     meta = CountingMeta(batch(5, 1))
-    cfg = WeightingConfig(name="meta", warmup_epochs=2, init_lambda=0.4)
+    cfg = WeightingConfig.create("meta", warmup_epochs=2, init_lambda=0.4)
     weighting = create_weighting(cfg, TASKS)
     assert isinstance(weighting, MetaGradientWeighting)
     for epoch in (0, 1):
@@ -242,7 +245,7 @@ def test_update_every_m_steps() -> None:
     optimizer = sgd(model)
     losses = losses_fn(model, batch(8, 0))
     meta = CountingMeta(batch(5, 1))
-    cfg = WeightingConfig(name="meta", warmup_epochs=0, update_every=3, meta_lr=10.0)
+    cfg = WeightingConfig.create("meta", warmup_epochs=0, update_every=3, meta_lr=10.0)
     weighting = create_weighting(cfg, TASKS)
     history, reported = [], []
     for step in range(7):
@@ -298,7 +301,7 @@ def run_toy(cfg: WeightingConfig, steps: int) -> tuple[MetaGradientWeighting, li
 
 
 def test_lambdas_move_toward_the_helpful_task() -> None:
-    cfg = WeightingConfig(name="meta", warmup_epochs=0, meta_lr=1.0, init_lambda=0.5)
+    cfg = WeightingConfig.create("meta", warmup_epochs=0, meta_lr=1.0, init_lambda=0.5)
     weighting, history = run_toy(cfg, steps=3)
     assert all(np.isfinite(list(m.values())).all() for m in history)
     assert all(m["hypergrad/rotation"] < 0 < m["hypergrad/reconstruction"] for m in history)
@@ -306,7 +309,7 @@ def test_lambdas_move_toward_the_helpful_task() -> None:
 
 
 def test_lambdas_are_clamped_to_zero_and_lambda_max() -> None:
-    cfg = WeightingConfig(name="meta", warmup_epochs=0, meta_lr=1e6, lambda_max=0.75)
+    cfg = WeightingConfig.create("meta", warmup_epochs=0, meta_lr=1e6, lambda_max=0.75)
     weighting, history = run_toy(cfg, steps=2)
     assert weighting.lambdas == {"rotation": 0.75, "reconstruction": 0.0}
     assert all(0.0 <= m[f"lambda/{t}"] <= 0.75 for m in history for t in TASKS)
@@ -333,7 +336,9 @@ def meta_trainer() -> Trainer:
         model=ModelConfig(depth=10, widen_factor=1, base_width=4),
         optim=OptimConfig(batch_size=8, epochs=3, lr=0.05),
         tasks=TasksConfig(names=TASKS, decoder_width=8),
-        weighting=WeightingConfig(name="meta", warmup_epochs=1, meta_lr=10.0, lookahead="nesterov"),
+        weighting=WeightingConfig.create(
+            "meta", warmup_epochs=1, meta_lr=10.0, lookahead="nesterov"
+        ),
         runtime=RuntimeConfig(device="cpu"),
     )
     rng = np.random.default_rng(0)

@@ -8,11 +8,18 @@ node is reclaimed). The search must still finish every trial, the lost ones resu
 worker from a checkpoint (epoch > 0), and MLflow -- written only by the driver's Tune callback,
 never from the trial nodes -- must hold exactly one complete run per trial. Results storage is a
 temporary directory, which all "nodes" of this one-machine cluster share.
+
+The corrupted test set every trial evaluates at its end lives only under that shared storage:
+the driver stages it there as Parquet (forced for this tiny set by a zero size threshold) and then
+deletes ``data.corruptions_dir``, before any trial starts. All nodes here see one filesystem, so
+a trial that opened the original directory would find it on any node; deleting it makes such a
+trial fail, and the search fail with it. Trials on worker nodes must still report c15/c19.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +28,8 @@ from typing import Any
 
 import pytest
 from ray import tune
+
+from auxtune.data.staging import STAGING_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -119,6 +128,24 @@ def tiny_experiment(tmp_path: Path) -> Any:
     return load_experiment(None, [*settings, f"data.corruptions_dir={corrupted}"])
 
 
+def prepare_from_shared_storage(exp: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make run_search's ``prepare_trial_data(train_cfg)`` stage the corrupted set under
+    ``tracking.storage`` (what the call passes once wired: ``storage=exp.tracking.storage``) even
+    though it is tiny, then delete ``data.corruptions_dir``. Returns the staged URIs."""
+    from auxtune.trainables import data as trial_data
+
+    prepare, staged = trial_data.prepare_trial_data, []
+
+    def prepare_then_delete(cfg: Any, **kwargs: Any) -> Any:
+        data = prepare(cfg, storage=exp.tracking.storage, max_materialized_bytes=0)
+        staged.append(data.corrupted_test.blocks.uri)
+        shutil.rmtree(cfg.data.corruptions_dir)
+        return data
+
+    monkeypatch.setattr(trial_data, "prepare_trial_data", prepare_then_delete)
+    return staged
+
+
 def stand_in_corrupted_test_set(data: Any, root: Path) -> Path:
     """The clean test split filed under every corruption name, in the CIFAR-C layout: trials
     evaluate c15/c19 at their end as usual, without the driver spending most of the test making
@@ -162,6 +189,7 @@ def test_search_survives_losing_a_worker_node(
     monkeypatch.setattr(search, "EXTRA_CALLBACKS", [results])
     victim = workers[0]
     exp = tiny_experiment(tmp_path)
+    staged = prepare_from_shared_storage(exp, monkeypatch)
     killer = NodeKiller(ray_cluster, victim, tmp_path / "shared" / NAME)
     killer.start()
     start = time.perf_counter()
@@ -218,7 +246,19 @@ def test_search_survives_losing_a_worker_node(
     for run in runs:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
+        received = len(rows[run.data.tags["ray.trial_id"]])  # a re-run epoch is a result too
         for key in ("val_accuracy", "val_corrupt_accuracy", "loss/main", "lambda/rotation"):
-            steps = {m.step for m in client.get_metric_history(run.info.run_id, key)}
-            assert steps == set(range(1, EPOCHS + 1)), (run.data.tags["ray.trial_id"], key, steps)
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+            assert steps == list(range(1, received + 1)), (
+                run.data.tags["ray.trial_id"],
+                key,
+                steps,
+            )
         assert "c15_accuracy" in run.data.metrics
+
+    # the trials evaluated the staged copy: the only one, under the shared storage
+    assert not Path(exp.data.corruptions_dir).exists()
+    assert len(staged) == 1 and Path(staged[0]).parent == tmp_path / "shared" / STAGING_DIR
+    for trial in result.trials:
+        assert {"c15_accuracy", "c19_accuracy"} <= set(trial.metrics), trial.metrics
+        assert trial.metrics["c/fog"] == trial.metrics["c/snow"]  # same stand-in images

@@ -16,6 +16,7 @@ import yaml
 from ray import tune
 
 from auxtune.platform.config import ExperimentConfig, load_experiment
+from auxtune.robust.weighting import WEIGHTINGS
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +57,8 @@ def tiny(workdir: Path, cache: Path, *overrides: str) -> ExperimentConfig:
             "search.num_trials=2",
             "search.grid=[0.0,1.0]",
             "runtime.device=cpu",
-            "weighting.meta_batch_size=8",
-            "weighting.warmup_epochs=0",
+            "weighting.meta.meta_batch_size=8",
+            "weighting.meta.warmup_epochs=0",
             f"tracking.workdir={workdir}",
             f"tracking.tracking_uri=sqlite:///{cache}/mlflow.db",
             f"name=tiny-{workdir.name}",
@@ -85,11 +86,16 @@ def check_recorded(result: Any, strategy: str, epochs: int = 2) -> None:
     """One nested run per trial with the strategy's params, per-epoch metrics and artifacts."""
     from mlflow import MlflowClient
 
+    from auxtune.platform import tracking
+
     client = MlflowClient(result.tracking_uri)
+    ledger = tracking.SearchState(Path(result.results_path, tracking.STATE_FILE))
     parent = client.get_run(result.parent_run_id)
     assert parent.data.params["strategy"] == strategy
     assert {"version.ray", "version.torch", "version.mlflow", "seed"} <= set(parent.data.params)
     assert parent.info.status == "FINISHED"
+    datasets = {d.dataset.name: d.tags[0].value for d in parent.inputs.dataset_inputs}
+    assert datasets["synthetic-train"] == "train" and datasets["synthetic-c"] == "test"
     runs = mlflow_trials(result)
     assert set(runs) == {t.trial_id for t in result.trials}
     for trial in result.trials:
@@ -113,14 +119,21 @@ def check_recorded(result: Any, strategy: str, epochs: int = 2) -> None:
         ):
             assert key in metrics, key
         history = client.get_metric_history(run.info.run_id, "val_corrupt_accuracy")
-        # one step per result (a result replayed after a resume logs its step again)
-        assert sorted({m.step for m in history}) == list(range(1, trial.epochs + 1))
-        assert [row["step"] for row in trial.history] == list(range(1, trial.epochs + 1))
+        # every result the driver received once, at its step (a result Tune replays after a
+        # resume is a result of its own, at the next step); the history keeps the final lineage
+        received = ledger.rows()[trial.trial_id]
+        assert sorted(m.step for m in history) == list(range(1, len(received) + 1))
+        steps = [int(row["step"]) for row in trial.history]
+        assert steps == sorted(set(steps)) and steps[-1] == len(received)
         if trial.history[-1]["epoch"] == epochs:  # trained to the end: corrupted-test accuracy
             assert {"c15_accuracy", "c19_accuracy", "c/fog"} <= set(metrics)
             assert 0.0 <= metrics["c15_accuracy"] <= 1.0
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.yaml", "lambda_trajectory.svg"} <= artifacts
+        assert {d.dataset.name for d in run.inputs.dataset_inputs} == set(datasets)
+        assert Path(run.data.tags["auxtune.checkpoint"]).name.startswith("checkpoint_")
+        assert run.data.tags["mlflow.source.type"] == "JOB"
+        assert not run.outputs.model_outputs  # a search trial logs no model (seconds each)
 
 
 def check_result(result: Any, trials: int) -> None:
@@ -144,8 +157,39 @@ def test_strategy_end_to_end(ray_session: Any, cache: Path, tmp_path: Path, stra
     for trial in result.trials:
         assert 0.0 <= trial.params["lambda/rotation"] <= 1.0
         if strategy == "meta":
-            assert 1e-3 <= trial.params["meta_lr"] <= 1e-1
+            assert 1e-3 <= trial.params["weighting.meta.meta_lr"] <= 1e-1
             assert "meta/loss" in trial.history[-1] or "meta/loss" in trial.metrics
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in WEIGHTINGS if n not in ("fixed", "meta")],  # both searched above/below
+)
+def test_every_weighting_is_a_strategy_recording_its_lambdas_per_epoch(
+    ray_session: Any, cache: Path, tmp_path: Path, name: str
+) -> None:
+    """``search --strategy <weighting>``: the trials train with it, draw its own hyperparameters
+    (or run as seeds), and MLflow holds each epoch's ``lambda/<task>`` of every trial."""
+    from mlflow import MlflowClient
+
+    from auxtune.platform.search import run_search
+
+    exp = tiny(tmp_path, cache, "weighting.auto_lambda.meta_batch_size=8")
+    result = run_search(exp, name, verbose=0)
+    check_result(result, 2)
+    check_recorded(result, name)
+    options = exp.weighting.section(name)
+    ranges = options.search_ranges() if options is not None else {}
+    client = MlflowClient(result.tracking_uri)
+    runs = mlflow_trials(result)
+    for trial in result.trials:
+        assert runs[trial.trial_id].data.params["train.weighting.name"] == name
+        for key, (low, high) in ranges.items():
+            assert low <= trial.params[f"weighting.{name}.{key}"] <= high
+        if not ranges and not WEIGHTINGS[name].search_lambdas:
+            assert "seed" in trial.params  # nothing to search: the trials are seeds
+        history = client.get_metric_history(trial.mlflow_run_id, "lambda/rotation")
+        assert sorted(m.step for m in history) == list(range(1, trial.epochs + 1))
 
 
 def test_optuna_through_the_cli(
@@ -233,6 +277,29 @@ def test_pbt_exploit_copies_a_checkpoint_and_mutates_lambda(
     check_recorded(result, "pbt", epochs=4)
     run = mlflow_trials(result)[trial_id]
     assert run.data.tags["pbt.last_donor"] in ids - {trial_id}
+
+
+def test_pbt_population_meets_at_every_interval(
+    ray_session: Any, cache: Path, tmp_path: Path
+) -> None:
+    """A population of 4 on 2 CPUs runs together: no trial starts epoch k+1 before every trial
+    reported epoch k (so every member takes part in every exploit decision)."""
+    import json
+
+    from auxtune.platform import tracking
+    from auxtune.platform.search import run_search
+
+    exp = tiny(tmp_path, cache, "optim.epochs=3", "search.num_trials=4")
+    result = run_search(exp, "pbt", verbose=0)
+    check_result(result, 4)
+    state = tracking.SearchState(Path(result.results_path, tracking.STATE_FILE))
+    order = [json.loads(line) for line in state.history_path.read_text().splitlines()]
+    epochs = [int(row["epoch"]) for row in order]
+    for k in range(1, 3):
+        last_k = max(i for i, e in enumerate(epochs) if e == k)
+        first_after = min(i for i, e in enumerate(epochs) if e == k + 1)
+        assert last_k < first_after, (k, [(r["trial_id"][-5:], e) for r, e in zip(order, epochs)])
+    assert all(t.history[-1]["epoch"] == 3 for t in result.trials)
 
 
 class Interrupt(tune.Callback):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ def tiny_args(tmp_path: Path) -> list[str]:
         f"tracking.workdir={tmp_path}",
         f"data.data_dir={tmp_path / 'cache'}",
         "data.num_train=32",
+        "optim.batch_size=8",
         "data.num_val=8",
         "data.num_test=4",
         "data.holdout=8",
@@ -108,12 +110,12 @@ def test_resume_without_a_search(capsys: pytest.CaptureFixture[str], tmp_path: P
 
 
 def test_budget_below_one_trial(tmp_path: Path) -> None:
-    from auxtune.errors import UserError
+    from auxtune.errors import USER_ERRORS
     from auxtune.platform.config import load_experiment
     from auxtune.platform.search import run_search
 
     exp = load_experiment(None, [*tiny_args(tmp_path), "optim.epochs=3"])
-    with pytest.raises(UserError, match="less than one trial"):
+    with pytest.raises(USER_ERRORS, match="less than one trial"):
         run_search(exp, "random", budget_trial_epochs=2)
 
 
@@ -123,16 +125,16 @@ def test_multi_node_cluster_needs_shared_storage(monkeypatch: pytest.MonkeyPatch
     import ray
 
     from auxtune.errors import UserError
-    from auxtune.platform.search import _connect
+    from auxtune.platform.ray_runtime import connect
 
     alive = [{"NodeID": "head", "Alive": True}, {"NodeID": "worker", "Alive": True}]
     monkeypatch.setattr(ray, "is_initialized", lambda: True)  # an already connected driver
     monkeypatch.setattr(ray, "nodes", lambda: [*alive, {"NodeID": "gone", "Alive": False}])
     with pytest.raises(UserError, match="2 nodes but no shared results storage: pass --storage"):
-        _connect("auto", None)
-    assert _connect("auto", "s3://bucket/results") is False  # reused, not started: not shut down
+        connect("auto", None)
+    assert connect("auto", "s3://bucket/results") is False  # reused, not started: not shut down
     monkeypatch.setattr(ray, "nodes", lambda: alive[:1])
-    assert _connect("auto", None) is False  # one node: its own disk is fine
+    assert connect("auto", None) is False  # one node: its own disk is fine
 
 
 def test_trial_resources_local_and_on_a_cluster(
@@ -140,26 +142,32 @@ def test_trial_resources_local_and_on_a_cluster(
 ) -> None:
     """This machine's Ray: trials fill the CPUs less one. A cluster: the exact share and no cap on
     concurrency, so pending trials make the autoscaler add nodes (a GPU search may start on a
-    cluster with no GPU node yet; locally that is an error)."""
+    cluster with no GPU node yet; locally that is an error). A PBT population runs together."""
     import ray
 
     from auxtune.errors import UserError
     from auxtune.platform.config import load_experiment
-    from auxtune.platform.search import _resources
+    from auxtune.platform.ray_runtime import TrialResources, trial_resources
+
+    def sized(exp: Any, on_cluster: bool, together: int = 0) -> TrialResources:
+        return trial_resources(exp.search, on_cluster, together=together)
 
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     exp = load_experiment(None, ["search.cpus_per_trial=1"])
-    assert _resources(exp, on_cluster=False) == ({"cpu": 0.5}, 2, 1)
-    assert _resources(exp, on_cluster=True) == ({"cpu": 1.0}, None, 1)
+    assert sized(exp, on_cluster=False) == TrialResources({"cpu": 0.5}, 2, 1)
+    assert sized(exp, on_cluster=True) == TrialResources({"cpu": 1.0}, None, 1)
+    # a population of 4 on 2 CPUs: all four at once, one logical CPU still free, no cap
+    assert sized(exp, on_cluster=False, together=4) == TrialResources({"cpu": 0.25}, None, 1)
     capped = load_experiment(None, ["search.cpus_per_trial=2", "search.max_concurrent=3"])
-    assert _resources(capped, on_cluster=True) == ({"cpu": 2.0}, 3, 2)
+    assert sized(capped, on_cluster=True) == TrialResources({"cpu": 2.0}, 3, 2)
+    assert sized(capped, on_cluster=True, together=4).max_concurrent is None
     gpu = load_experiment(None, ["search.gpus_per_trial=0.25"])
     with pytest.raises(UserError, match="has 0 GPUs"):
-        _resources(gpu, on_cluster=False)
-    assert _resources(gpu, on_cluster=True) == ({"cpu": 1.0, "gpu": 0.25}, None, 1)
+        sized(gpu, on_cluster=False)
+    assert sized(gpu, on_cluster=True) == TrialResources({"cpu": 1.0, "gpu": 0.25}, None, 1)
     assert "wait until the autoscaler adds GPU nodes" in capsys.readouterr().err
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0, "GPU": 1.0})
-    assert _resources(gpu, on_cluster=False) == ({"cpu": 1.0, "gpu": 0.25}, 4, 1)
+    assert sized(gpu, on_cluster=False) == TrialResources({"cpu": 1.0, "gpu": 0.25}, 4, 1)
 
 
 def test_ui_bad_port(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -102,6 +102,7 @@ def test_cli_evaluate_writes_json(ray_session, checkpoint, corrupted, tmp_path, 
             str(out),
             "--batch-size",
             "50",
+            "--no-mlflow",  # tests/test_command_runs.py checks the run
         ]
     )
     assert code == 0
@@ -137,6 +138,15 @@ def test_cli_bad_input_exits_2(checkpoint, corrupted, tmp_path, capsys, which, m
         np.save(root / "fog.npy", np.zeros((5, 32, 32, 3), np.uint8))
     else:
         root = tmp_path / "nowhere"
-    assert main(["evaluate", str(ckpt), "--corruptions", str(root)]) == 2
+    assert main(["evaluate", str(ckpt), "--corruptions", str(root), "--no-mlflow"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_default_cpu_pool_on_one_machine_runs_in_this_process(ray_session, checkpoint):
+    from auxtune.data.streaming import _actor_options, _one_cpu_actor_here
+
+    default = _actor_options(str(checkpoint), None, None)
+    assert _one_cpu_actor_here(default, None)
+    assert not _one_cpu_actor_here(_actor_options(str(checkpoint), 2, None), 2)  # asked for
+    assert not _one_cpu_actor_here({**default, "num_gpus": 1}, None)

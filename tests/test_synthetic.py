@@ -105,3 +105,18 @@ def test_splits_never_share_an_image():
 
 def test_docstring_examples():
     assert doctest.testmod(synthetic).failed == 0
+
+
+def test_corrupted_sets_of_test_splits_of_different_sizes_are_cached_apart(tmp_path):
+    """The first images of a test split depend on its size: runs that evaluate the same number
+    of images per block on splits of different sizes each get their own corrupted set."""
+    from auxtune.data.datasets import load_corrupted_test
+
+    for num_test in (6, 8):
+        cfg = DataConfig(
+            num_train=8, num_val=4, num_test=num_test, c_images_per_block=2,
+            holdout=0, data_dir=str(tmp_path),
+        )  # fmt: skip
+        splits = load_dataset(cfg)
+        suite = load_corrupted_test(cfg, splits)
+        assert np.array_equal(suite.labels(1), splits.test.labels[:2])

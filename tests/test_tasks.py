@@ -12,7 +12,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from auxtune.robust.backbones import WideResNet
-from auxtune.robust.config import TASK_NAMES, TasksConfig
+from auxtune.robust.config import TasksConfig, task_names
 from auxtune.robust.tasks import TASKS, AuxTask, ClassificationTask, create_task
 from auxtune.robust.tasks import jigsaw as jigsaw_module
 from auxtune.robust.tasks import rgb_permutation as rgb_module
@@ -64,7 +64,7 @@ def images() -> torch.Tensor:
 
 
 def test_registry_holds_exactly_the_configured_tasks():
-    assert set(TASKS) == set(TASK_NAMES)
+    assert task_names() == tuple(TASKS)
     for name, cls in TASKS.items():
         assert cls.name == name
         assert isinstance(make_task(name), AuxTask)
@@ -362,6 +362,75 @@ def test_reconstruction_predicts_the_image_itself(images):
     assert float(prediction.min()) >= 0 and float(prediction.max()) <= 1
 
 
+# ---------------------------------------------------------------------------------- the paper's variants
+
+DECODER_TASKS = ("reconstruction", "blur_reconstruction", "inpainting", "colorization")
+
+
+def test_rotation_all_four_trains_every_quarter_turn_of_every_image(images):
+    task = make_task("rotation", rotation_all_four=True)
+    views, labels = task.make_inputs(images)
+    n = len(images)
+    assert views.shape == (4 * n, *images.shape[1:])
+    assert labels.tolist() == [k for k in range(4) for _ in range(n)]
+    for k in range(4):
+        assert torch.equal(views[k * n : (k + 1) * n], torch.rot90(images, k, dims=(2, 3)))
+
+
+def test_loss_scales_multiply_exactly_their_task_in_the_trainers_losses(images):
+    from auxtune.robust.config import ModelConfig
+    from auxtune.robust.model import MultiHeadNet
+    from auxtune.robust.training import compute_losses
+
+    tasks = ("rotation", "reconstruction")
+    losses = []
+    for scales in ({}, {"reconstruction": 30.0}):
+        torch.manual_seed(0)
+        cfg = TasksConfig(names=tasks, decoder_width=8, loss_scales=scales)
+        model = MultiHeadNet(ModelConfig(depth=10, widen_factor=1, base_width=4), cfg, 10)
+        torch.manual_seed(1)
+        losses.append(compute_losses(model, images, torch.zeros(len(images), dtype=torch.long)))
+    plain, scaled = losses
+    assert torch.equal(scaled["rotation"], plain["rotation"])
+    torch.testing.assert_close(scaled["reconstruction"], 30 * plain["reconstruction"])
+
+
+def test_loss_scales_refuse_unknown_tasks_and_non_positive_factors():
+    from auxtune.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown task 'rotaton'"):
+        TasksConfig(loss_scales={"rotaton": 2.0})
+    with pytest.raises(ConfigError, match=r"tasks\.loss_scales\.inpainting = 0"):
+        TasksConfig(loss_scales={"inpainting": 0})
+
+
+@pytest.mark.parametrize("name", DECODER_TASKS)
+def test_paper_decoders_learn_and_differ_from_auxtunes(name, images):
+    torch.manual_seed(0)
+    backbone = WideResNet(10, 1, base_width=4)
+    paper, ours = make_task(name, decoders="paper"), make_task(name)
+    inputs, targets = paper.make_inputs(images)
+    prediction = paper(backbone(inputs))
+    assert prediction.shape == ours(backbone(ours.make_inputs(images)[0])).shape
+    loss = paper.loss(prediction, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in paper.parameters())
+    has_stem = any(isinstance(m, torch.nn.Linear) for m in paper.modules())
+    assert has_stem == (name != "colorization")  # the paper's colour head has no Linear stem
+    last = [m for m in paper.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+    assert last.bias is None
+
+
+def test_paper_inpainting_fills_the_hole_white_and_is_two_layers_deep(images):
+    task = make_task("inpainting", decoders="paper")
+    blanked, _ = task.make_inputs(images)
+    assert torch.all(blanked[:, :, CENTRE, CENTRE] == 0.9999)
+    convs = [
+        m for m in task.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    ]
+    assert len(convs) == 2  # 1x1 -> 4x4 -> 8x8, no extra layer, no 3x3 conv
+
+
 # ---------------------------------------------------------------------------------- learning
 
 
@@ -390,7 +459,7 @@ def test_every_auxiliary_loss_falls_well_below_chance():
     """
     train, held_out = structured_images(2048, seed=0), structured_images(256, seed=1)
     ratios = {}
-    for name in TASK_NAMES:
+    for name in TASKS:
         torch.manual_seed(0)
         backbone = WideResNet(10, 1, base_width=8)
         task = create_task(

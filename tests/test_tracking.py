@@ -31,9 +31,17 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_sqlite_directory_is_created(tmp_path: Path) -> None:
-    tracking.check_reachable(tracking.resolve_tracking(tmp_path / "a" / "b"))
-    assert (tmp_path / "a" / "b").is_dir()
+def test_sqlite_directory_is_checked_then_created_on_first_use(tmp_path: Path) -> None:
+    target = tracking.resolve_tracking(tmp_path / "a" / "b")
+    tracking.check_reachable(target)
+    assert not (tmp_path / "a").exists()  # a check leaves nothing behind
+    tracking.client(target.uri).search_experiments(max_results=1)
+    assert (tmp_path / "a" / "b" / "mlflow.db").is_file()
+
+
+def test_unwritable_sqlite_directory_is_one_line() -> None:
+    with pytest.raises(UserError, match="MLflow store directory"):
+        tracking.check_reachable(tracking.resolve_tracking("/proc/nowhere"))
 
 
 def test_error_line_picks_the_exception() -> None:
@@ -121,7 +129,7 @@ def test_replayed_results_are_rewound() -> None:
 def test_lambda_trajectory_svg() -> None:
     import xml.etree.ElementTree as ET
 
-    from auxtune.platform.svg import lambda_trajectory_svg, nice_ticks
+    from auxtune.platform.svg import Layout, lambda_trajectory_svg, nice_ticks
 
     rows = [
         {"lambda/rotation": 0.5, "lambda/jigsaw": 1.0},
@@ -141,7 +149,9 @@ def test_lambda_trajectory_svg() -> None:
     assert nice_ticks(1.0, 1.0) == [1.0, 1.2, 1.4, 1.6, 1.8, 2.0]  # a flat line gets an axis too
     lambda_trajectory_svg([], "empty")  # a trial that failed before its first result
     long = ET.fromstring(lambda_trajectory_svg([{"lambda/rotation": 0.5}] * 100, "100 epochs"))
-    x_labels = [e.text for e in long.iter(f"{ns}text") if e.get("y") == str(300 - 40 + 16)]
+    box = Layout.of("100 epochs", ["rotation"])
+    axis_y = f"{box.plot_y + box.plot_h + 16:g}"
+    x_labels = [e.text for e in long.iter(f"{ns}text") if e.get("y") == axis_y]
     assert x_labels == ["20", "40", "60", "80", "100"]  # results count from 1: no tick at 0
 
 

@@ -11,7 +11,6 @@ import torch
 
 from auxtune.robust.checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from auxtune.robust.config import (
-    TASK_NAMES,
     DataConfig,
     ModelConfig,
     OptimConfig,
@@ -23,6 +22,7 @@ from auxtune.robust.config import (
 from auxtune.robust.data_utils import epoch_batches, random_crop_flip
 from auxtune.robust.device import autocast_factory, memory_format, resolve_device
 from auxtune.robust.model import MultiHeadNet
+from auxtune.robust.tasks import TASKS
 from auxtune.robust.trainer import DivergenceError, Trainer
 from auxtune.robust.training import compute_losses, train_step
 from auxtune.robust.weighting import MAIN, StepContext, create_weighting, weighted_sum
@@ -385,9 +385,22 @@ GOLDEN = {
 }
 
 
+#: every task, in the order the golden values were recorded in (the order draws random numbers)
+GOLDEN_TASKS = (
+    "rotation",
+    "colorization",
+    "reconstruction",
+    "blur_reconstruction",
+    "inpainting",
+    "rgb_permutation",
+    "jigsaw",
+)
+
+
 def golden_run() -> list[dict[str, float]]:
     images, labels = random_data(24, seed=3)
-    cfg = config(tasks=TASK_NAMES, epochs=1, lambdas={"rotation": 1.0, "colorization": 0.25})
+    assert set(GOLDEN_TASKS) == set(TASKS)
+    cfg = config(tasks=GOLDEN_TASKS, epochs=1, lambdas={"rotation": 1.0, "colorization": 0.25})
     trainer = Trainer(cfg, images, labels, num_classes=10)
     steps: list[dict[str, float]] = []
     trainer.train_epoch(

@@ -10,11 +10,16 @@ field's dotted name and what would have been accepted::
     ...     lr: float = 0.1
     >>> from_dict(Optim, {"lr": "0.05"}).lr
     0.05
+
+A section whose sub-sections a registry decides (``weighting.<plugin>``) declares one mapping field
+with ``metadata={"inline": True}``: it collects the keys that name no field (the class validates
+them), and :func:`to_dict` writes its items back in place.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -33,14 +38,18 @@ class ConfigError(ValueError):
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, failing with the file name when it is missing or malformed."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory: pass a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist: pass an existing YAML file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a YAML text file (not UTF-8)") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror or err}") from None
     except yaml.YAMLError as err:
-        raise ConfigError(
-            f"config file {path} is not valid YAML: {err}".replace("\n", " ")
-        ) from err
+        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(err)}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
@@ -59,21 +68,57 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             raise ConfigError(
                 f"override {item!r} is not of the form key=value (e.g. optim.lr=0.05)"
             )
-        node = result
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part} is a value, not a section")
-            node = child
-        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            set_dotted(result, key.strip(), _override_value(item, raw))
+        except ConfigError as err:
+            raise ConfigError(f"override {item!r}: {err}") from None
     return result
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``data[a][b] = value`` for ``key = "a.b"``, creating the sections on the way.
+
+    >>> data = {"optim": {"lr": 0.1}}
+    >>> set_dotted(data, "weighting.gradnorm.alpha", 0.5); data["weighting"]
+    {'gradnorm': {'alpha': 0.5}}
+    """
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{part} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _override_value(item: str, raw: str) -> Any:
+    if not raw.strip():
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"override {item!r}: the value is not valid YAML ({_one_line(err)}); quote it or "
+            "write it as in the YAML file"
+        ) from None
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def to_dict(config: Any) -> Any:
     """Plain-data view of a config (dataclasses and tuples become dicts and lists)."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+        plain: dict[str, Any] = {}
+        for f in dataclasses.fields(config):
+            value = to_dict(getattr(config, f.name))
+            if f.metadata.get("inline"):
+                plain.update(value)
+            else:
+                plain[f.name] = value
+        return plain
     if isinstance(config, Mapping):
         return {k: to_dict(v) for k, v in config.items()}
     if isinstance(config, (list, tuple)):
@@ -98,9 +143,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path or cls.__name__} must be a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    all_fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    inline = [f.name for f in all_fields if f.metadata.get("inline")]
+    fields = {f.name: f for f in all_fields if f.name not in inline}
     unknown = sorted(set(data) - set(fields))
-    if unknown:
+    if unknown and not inline:
         where = f"{path}." if path else ""
         raise ConfigError(
             f"unknown config key {where}{unknown[0]}; valid keys: {', '.join(sorted(fields))}"
@@ -109,7 +156,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
     kwargs = {
         name: _coerce(hints[name], value, f"{path}.{name}" if path else name)
         for name, value in data.items()
+        if name in fields
     }
+    if inline:  # the class itself validates what its open mapping collected
+        kwargs[inline[0]] = {name: data[name] for name in unknown}
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -165,10 +215,12 @@ def _scalar(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path} = {value!r} must be a number")
         try:
             number = tp(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{path} = {value!r} must be {tp.__name__}") from None
         if tp is int and isinstance(value, float) and value != number:
             raise ConfigError(f"{path} = {value!r} must be a whole number")
+        if tp is float and not math.isfinite(number):
+            raise ConfigError(f"{path} = {value!r} must be a finite number")
         return number
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):

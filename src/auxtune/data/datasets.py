@@ -113,7 +113,8 @@ def load_corrupted_test(
 
     Keeps the first ``cfg.c_images_per_block`` images of every block (0 = all) after skipping
     ``skip_first`` (the ``paper`` protocol's meta-validation images). With ``splits`` the labels
-    are checked against the test split's.
+    are checked against the test split's. A synthetic set is made from just the test images it
+    keeps (and skips), so each (skip, keep) pair has its own cached set.
     """
     first_k = cfg.c_images_per_block
     if cfg.corruptions_dir:
@@ -128,6 +129,8 @@ def load_corrupted_test(
             f"`auxtune data make-c --dataset {cfg.dataset} --data-dir DIR --out DIR`"
         )
     test = (splits or _synthetic_splits(cfg)).test
+    if first_k:  # corrupt only the images evaluated (the demo: 50 of 1,000 per block)
+        test = test.take(np.arange(min(len(test), skip_first + first_k)))
     root = _synthetic_c(cfg, test)
     return CorruptedTestSet(
         root, expected_labels=test.labels, skip_first=skip_first, first_k=first_k
@@ -139,7 +142,11 @@ def _synthetic_c(cfg: DataConfig, test: ImageSet) -> Path:
     from auxtune.data.make_c import make_c
 
     seed = synthetic_split_seed(cfg.seed, "test")
-    key = f"synthetic-c-v{GENERATOR_VERSION}-seed{seed}-n{len(test)}-auxtune{auxtune.__version__}"
+    # the first n images of a split depend on its size (data.num_test): both name the set
+    key = (
+        f"synthetic-c-v{GENERATOR_VERSION}-seed{seed}-n{len(test)}-of{cfg.num_test}"
+        f"-auxtune{auxtune.__version__}"
+    )
     root = cache_dir(cfg.data_dir) / key
     if read_manifest(root) is not None:
         return root

@@ -73,6 +73,15 @@ class CorruptionReport:
         """Mean over all 19 (the seed paper's number); None if any is incomplete."""
         return self._mean_of(CORRUPTIONS)
 
+    def severity_means(self, names: tuple[str, ...] = STANDARD_CORRUPTIONS) -> dict[int, float]:
+        """Mean accuracy over the corruptions ``names`` at each severity they all have."""
+        accuracy = self.accuracy()
+        present = [accuracy[c] for c in names if c in accuracy]
+        if len(present) != len(names):
+            return {}
+        common = set.intersection(*(set(row) for row in present))
+        return {s: float(np.mean([row[s] for row in present])) for s in sorted(common)}
+
     @property
     def mean_present(self) -> float | None:
         """Mean over whatever corruptions are present: for partial sets, never the headline."""

@@ -76,7 +76,7 @@ def make_c(
     from auxtune.robust.device import resolve_device
 
     names = check_corruptions(CORRUPTIONS if corruptions is None else corruptions)
-    images, labels = _check_base(images, labels)
+    images, labels = check_base(images, labels)
     if fmt not in FORMATS:
         raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     try:
@@ -114,7 +114,8 @@ def _refuse_foreign_files(out: Path, names: tuple[str, ...]) -> None:
         )
 
 
-def _check_base(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_base(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The base test set as uint8 (n, 32, 32, 3) images and int64 labels, or :class:`DataError`."""
     images, labels = np.asarray(images), np.asarray(labels)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
         raise DataError(f"base images are {images.dtype} {images.shape}; need uint8 (n, 32, 32, 3)")

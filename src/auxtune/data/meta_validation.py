@@ -22,15 +22,16 @@ run draws exactly the batches it would have drawn.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from auxtune.data.cifar_c import SEVERITIES
-from auxtune.data.datasets import DatasetSplits, load_corrupted_test
+from auxtune.data.datasets import DatasetSplits, ImageSet, load_corrupted_test
 from auxtune.errors import DataError
-from auxtune.robust.config import DataConfig
+from auxtune.robust.config import DataConfig, TrainConfig
 
 PROTOCOLS = ("holdout", "paper")
 PAPER_PROTOCOL_SKIP = 100  # images at the start of every CIFAR-C block the paper meta-validates on
@@ -79,12 +80,44 @@ def evaluation_skip(protocol: str) -> int:
 
 
 def meta_validation_stream(
-    protocol: str, splits: DatasetSplits, cfg: DataConfig, batch_size: int, seed: int
+    protocol: str,
+    splits: DatasetSplits,
+    cfg: DataConfig,
+    batch_size: int,
+    seed: int,
+    *,
+    paper: ImageSet | None = None,
 ) -> MetaValidationStream:
-    """The meta-validation stream of ``protocol`` over ``splits`` (see the module docstring)."""
+    """The meta-validation stream of ``protocol`` over ``splits`` (see the module docstring).
+
+    ``paper``: the ``paper`` protocol's pool already read by :func:`paper_pool` (a Ray trial gets
+    it from the driver: ``cfg.corruptions_dir`` may exist on the driver's node only).
+    """
     if _check_protocol(protocol) == "paper":
-        return _paper_stream(splits, cfg, batch_size, seed)
+        pool = paper if paper is not None else paper_pool(splits, cfg)
+        return MetaValidationStream(
+            pool.images,
+            pool.labels,
+            batch_size=batch_size,
+            seed=seed,
+            protocol="paper",
+            corruptions=_all_corruptions(),
+        )
     return _holdout_stream(splits, batch_size, seed)
+
+
+def meta_validation_source(
+    cfg: TrainConfig, splits: DatasetSplits, *, paper: ImageSet | None = None
+) -> MetaValidationStream | None:
+    """The stream the configured weighting learns from, or None when it needs none
+    (``needs_meta_batch``; its section says the protocol and the batch size). ``paper``: the
+    ``paper`` protocol's pool when the caller read it already (see :func:`meta_validation_stream`)."""
+    spec = cfg.weighting.meta_validation
+    if spec is None:
+        return None
+    return meta_validation_stream(
+        spec.protocol, splits, cfg.data, spec.meta_batch_size, cfg.seed, paper=paper
+    )
 
 
 def _check_protocol(protocol: str) -> str:
@@ -135,16 +168,20 @@ def corrupt_each(
     return out, tuple(dict.fromkeys(used))
 
 
-def _paper_stream(
-    splits: DatasetSplits, cfg: DataConfig, batch_size: int, seed: int
-) -> MetaValidationStream:
+def _all_corruptions() -> tuple[str, ...]:
     from auxtune.data.corruptions import CORRUPTIONS
 
-    suite = load_corrupted_test(cfg, splits)
-    missing = [c for c in CORRUPTIONS if c not in suite.corruptions]
+    return CORRUPTIONS
+
+
+def paper_pool(splits: DatasetSplits, cfg: DataConfig) -> ImageSet:
+    """The ``paper`` protocol's pool: the first 100 images of every block of all 19 corruptions."""
+    # every image of every block: its first 100 meta-validate, evaluation takes the rest
+    suite = load_corrupted_test(dataclasses.replace(cfg, c_images_per_block=0), splits)
+    missing = [c for c in _all_corruptions() if c not in suite.corruptions]
     if missing:
         raise DataError(
-            f"the paper protocol meta-validates on all {len(CORRUPTIONS)} corruptions; "
+            f"the paper protocol meta-validates on all {len(_all_corruptions())} corruptions; "
             f"{suite.root} lacks {', '.join(f'{c}.npy' for c in missing)}"
         )
     if suite.block_size <= PAPER_PROTOCOL_SKIP:
@@ -153,8 +190,6 @@ def _paper_stream(
             f"evaluates on the rest, but {suite.root} has blocks of {suite.block_size}"
         )
     head = suite.subset(skip_first=0, first_k=PAPER_PROTOCOL_SKIP)
-    images = np.concatenate([head.images(c, s) for c in CORRUPTIONS for s in SEVERITIES])
-    labels = np.tile(head.labels(), len(CORRUPTIONS) * len(SEVERITIES))
-    return MetaValidationStream(
-        images, labels, batch_size=batch_size, seed=seed, protocol="paper", corruptions=CORRUPTIONS
-    )
+    blocks = [head.images(c, s) for c in _all_corruptions() for s in SEVERITIES]
+    labels = np.tile(head.labels(), len(blocks))
+    return ImageSet(np.concatenate(blocks), labels)

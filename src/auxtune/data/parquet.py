@@ -249,6 +249,30 @@ def parquet_files(path: str | Path) -> list[Path]:
     return files
 
 
+def check_readable(files: list[Path]) -> None:
+    """Decode every page of ``files``; raise :class:`DataError` naming the first one that fails.
+
+    :func:`parquet_files` reads only footers (cheap); a corrupt page shows when it is decoded, deep
+    inside a Ray Data task. A reader that failed calls this to name the file in one line.
+    """
+    import pyarrow.parquet as pq
+
+    for file in files:
+        try:
+            reader = pq.ParquetFile(file)
+            try:
+                for _ in reader.iter_batches(batch_size=ROW_GROUP_ROWS):
+                    pass
+            finally:
+                reader.close()
+        except Exception as err:  # pyarrow raises OSError, ArrowInvalid, ... for corrupt pages
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise DataError(
+                f"{file} is corrupt ({reason}); remake it with `auxtune data convert` or "
+                "`auxtune data make-c --format parquet`"
+            ) from err
+
+
 def _no_parquet_message(path: Path) -> str:
     if any(path.glob("*.npy")):
         return (
@@ -285,3 +309,41 @@ def read_parquet_arrays(path: str | Path, corruption: str | None = None) -> dict
     )
     columns = {name: table.column(name).to_numpy() for name in COLUMNS if name != "image"}
     return {"image": images_from_arrow(table.column("image")), **columns}
+
+
+def read_rows(
+    files: list[str],
+    filesystem: Any = None,
+    skip_first: int = 0,
+    first_k: int = 0,
+    *,
+    severity: int | None = None,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """The rows of ``files`` (on a ``pyarrow.fs`` filesystem; None: local) whose position in
+    their severity block is ``skip_first`` .. ``skip_first + first_k - 1`` (``first_k=0``: all
+    after the skipped ones), of one ``severity`` if given. Only the row groups the filter can
+    match are read."""
+    import pyarrow.dataset as ds
+
+    rows = ds.field("index") >= skip_first
+    if first_k:
+        rows = rows & (ds.field("index") < skip_first + first_k)
+    if severity is not None:
+        rows = rows & (ds.field("severity") == severity)
+    dataset = ds.dataset(files, schema=schema(), format="parquet", filesystem=filesystem)
+    return dataset.to_table(columns=columns, filter=rows)
+
+
+def read_block(
+    files: list[str], filesystem: Any, severity: int, skip_first: int = 0, first_k: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (k, 32, 32, 3) and int64 labels of one severity block held in ``files`` (one
+    corruption's parts), the block's rows ``skip_first`` .. ``skip_first + first_k - 1``."""
+    table = read_rows(
+        files, filesystem, skip_first, first_k, severity=severity,
+        columns=["image", "label", "index"],
+    )  # fmt: skip
+    table = table.sort_by("index")  # block order, whatever order the parts were scanned in
+    labels = table.column("label").to_numpy().astype(np.int64)
+    return images_from_arrow(table.column("image")), labels

@@ -4,14 +4,19 @@
 
 Each actor loads the checkpoint once and returns, per batch, how many images of each
 (corruption, severity) it classified correctly, so only a few rows per batch travel back to the
-driver. On CPUs the default is one actor running torch on every core of the node (one model copy,
-each batch in one forward pass, like the in-memory loop); with GPUs, one actor per GPU. Ray is
-started here only when it is not running, and shut down only if started here.
+driver. With GPUs the default is one actor per GPU; on CPUs, one actor running torch on every core
+of a node (one model copy, each batch in one forward pass, like the in-memory loop). When that one
+CPU actor would run on this very machine (a one-node cluster), this process plays the actor: Ray
+Data still reads and filters the files in its own tasks and streams the batches here, and the
+evaluation is spared the actor's start-up (a new process importing torch), which on 2 cores was the
+largest cost besides the forward passes (see ``benchmarks/stream_eval.py``). Ray is started here
+only when it is not running, and shut down only if started here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auxtune.data.parquet import images_from_arrow, parquet_files
+from auxtune.data.parquet import check_readable, images_from_arrow, parquet_files, read_rows
 from auxtune.errors import UserError
+from auxtune.ray_connect import init_local
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -98,9 +104,13 @@ def evaluate_stream(
     files = parquet_files(parquet_dir)
     checkpoint = _checked_checkpoint(checkpoint_path)
     with ray_session(address):
-        correct, total = _count(
-            files, checkpoint, batch_size, num_actors, use_gpu, (skip_first, first_k), progress
-        )
+        try:
+            correct, total = _count(
+                files, checkpoint, batch_size, num_actors, use_gpu, (skip_first, first_k), progress
+            )
+        except Exception:
+            check_readable(files)  # a corrupt page: one line naming the file
+            raise
     if not total:
         raise UserError(
             f"{parquet_dir}: no images left after skipping {skip_first} per block "
@@ -131,14 +141,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     # "local" starts a private instance: without it ray.init joins whatever cluster `ray start`
     # left on this machine (someone else's, perhaps)
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    options: dict[str, Any] = dict(
+        include_dashboard=False, ignore_reinit_error=True, log_to_driver=False
+    )
     try:
-        ray.init(
-            address=address,
-            num_cpus=num_cpus if address == "local" else None,
-            include_dashboard=False,
-            ignore_reinit_error=True,
-            log_to_driver=False,
-        )
+        if address == "local":
+            init_local(num_cpus=num_cpus, **options)  # every server on 127.0.0.1
+        else:
+            ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as err:
         raise UserError(f"cannot start or reach Ray (address={address!r}): {err}") from err
     try:
@@ -157,42 +167,66 @@ def _count(
     progress: bool,
 ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
     """Correct and total images per (corruption, severity), summed over the actors' batches."""
-    import ray
-
-    # a block per file: the actors start on the first file while the others are still read
-    ds = ray.data.read_parquet(
-        [str(f) for f in files], num_cpus=READ_CPUS, override_num_blocks=len(files)
-    )
+    ds = _read_per_file(files, block_rows)
     ds.context.enable_progress_bars = progress
-    predicate = _block_rows_predicate(*block_rows)
-    if predicate is not None:
-        ds = ds.filter(expr=predicate)
-    ds = ds.map_batches(
-        BlockAccuracy,
-        batch_size=batch_size,
-        batch_format="pyarrow",
-        **_actor_options(checkpoint, num_actors, use_gpu),
-    )
     correct: dict[tuple[str, int], int] = {}
     total: dict[tuple[str, int], int] = {}
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+    for counts in _counted_batches(ds, checkpoint, batch_size, num_actors, use_gpu):
         columns = ("corruption", "severity", "correct_sum", "correct_count")
-        for corruption, severity, hits, count in zip(*(batch[c] for c in columns)):
+        for corruption, severity, hits, count in zip(*(counts[c].to_pylist() for c in columns)):
             key = (str(corruption), int(severity))
             correct[key] = correct.get(key, 0) + int(hits)
             total[key] = total.get(key, 0) + int(count)
     return correct, total
 
 
-def _block_rows_predicate(skip_first: int, first_k: int) -> Any:
-    """Rows ``skip_first <= index < skip_first + first_k`` (no end when ``first_k`` is 0)."""
-    from ray.data.expressions import col
+def _counted_batches(
+    ds: Any, checkpoint: str, batch_size: int, num_actors: int | None, use_gpu: bool | None
+) -> Iterator[pa.Table]:
+    """The per-batch counts: from actors, or from this process when the pool would be one CPU
+    actor on this very machine: there a separate actor adds its start-up and nothing in parallel."""
+    options = _actor_options(checkpoint, num_actors, use_gpu)
+    if _one_cpu_actor_here(options, num_actors):
+        model = BlockAccuracy(checkpoint, "cpu", threads=0)  # this process's torch threads
+        for batch in ds.iter_batches(batch_size=batch_size, batch_format="pyarrow"):
+            yield model(batch)
+        return
+    ds = ds.map_batches(BlockAccuracy, batch_size=batch_size, batch_format="pyarrow", **options)
+    yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
 
-    predicate = col("index") >= skip_first if skip_first else None
-    if first_k:
-        end = col("index") < skip_first + first_k
-        predicate = end if predicate is None else predicate & end
-    return predicate
+
+def _read_per_file(files: list[Path], block_rows: tuple[int, int]) -> Any:
+    """A dataset with one read task, and one block, per Parquet file, the block-row slice pushed
+    into the read (row groups outside it are skipped).
+
+    Not ``ray.data.read_parquet``: Ray 2.60's reader packs row groups into 128 MiB read tasks
+    whatever ``override_num_blocks`` says, so a set of that size or less is read whole by one
+    task before the model sees a batch, after a file-listing task that needs a whole CPU.
+    """
+    import ray
+
+    paths = [{"path": str(f)} for f in files]
+    return ray.data.from_items(paths, override_num_blocks=len(files)).map_batches(
+        functools.partial(_read_files, block_rows=block_rows),
+        batch_size=1,
+        batch_format="pyarrow",
+        num_cpus=READ_CPUS,
+    )
+
+
+def _read_files(batch: pa.Table, block_rows: tuple[int, int]) -> pa.Table:
+    """Ray Data task: the rows of the batch's files within every block's slice."""
+    return read_rows(batch.column("path").to_pylist(), None, *block_rows)
+
+
+def _one_cpu_actor_here(options: dict[str, Any], num_actors: int | None) -> bool:
+    """The default CPU pool (one actor, not asked for) on a one-node cluster this process is on."""
+    import ray
+
+    if num_actors is not None or options["num_gpus"] or ray.util.client.ray.is_connected():
+        return False
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    return len(nodes) == 1 and nodes[0]["NodeID"] == ray.get_runtime_context().get_node_id()
 
 
 def _actor_options(checkpoint: str, num_actors: int | None, use_gpu: bool | None) -> dict[str, Any]:
@@ -215,7 +249,7 @@ def _actor_options(checkpoint: str, num_actors: int | None, use_gpu: bool | None
         "compute": ActorPoolStrategy(size=actors),
         "num_gpus": 1 if gpu else 0,
         # Ray CPUs are a reservation, not a thread limit. The actors together leave one CPU
-        # free: Ray Data's file-listing task needs a whole one and the readers READ_CPUS each;
+        # free for the readers (READ_CPUS each);
         # without it the pipeline waits forever (seen with 2 actors of 0.75 CPU on 2 CPUs)
         "num_cpus": min(1.0, max(cpus - 1.0, 0.0) / actors),
     }

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from auxtune import __version__
 from auxtune.errors import USER_ERRORS
+from auxtune.platform import invocation
 
 #: Command modules, in the order ``auxtune --help`` lists them.
 COMMANDS = ("train", "evaluate", "data", "search", "compare", "ui")
@@ -38,14 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def sigterm_as_ctrl_c() -> None:
+    """A SIGTERM (``kill``, a process supervisor) takes Ctrl-C's path: Tune saves its state and
+    stops its trials, runs are closed KILLED, and ``--resume`` continues where it stopped."""
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may stand anywhere, also after flags: collect the stragglers
     args, extra = parser.parse_known_args(argv)
+    invocation.record(sys.argv[1:] if argv is None else argv)  # every MLflow run's Source
     if extra:
         if not hasattr(args, "overrides") or any("=" not in item for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
+    sigterm_as_ctrl_c()
     try:
         return int(args.run(args) or 0)
     except USER_ERRORS as err:

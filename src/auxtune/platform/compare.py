@@ -1,177 +1,66 @@
-"""Weighting strategies compared at equal compute: search each, retrain each winner with seeds.
+"""Weighting strategies compared at equal compute, against a control, with the same seeds.
 
-    auxtune compare --config configs/demo.yaml --strategies fixed,meta,optuna,pbt --budget 16
+    auxtune compare --config configs/demo.yaml --strategies baseline,fixed,meta,optuna,pbt
 
-1. Every strategy searches with the same budget in trial-epochs (one trial training one epoch):
-   :func:`~auxtune.platform.search.run_search` with ``budget_trial_epochs``; its wall-clock seconds
-   are recorded too, since a meta-gradient step costs more than a fixed-lambda step.
-2. The best configuration of each strategy is retrained from scratch with N seeds, in one Tune run
-   (a grid over (strategy, seed)) through the search's trainable, and evaluated on the corrupted
-   test set: mean over the 15 standard corruptions (the headline), over all 19, and per corruption.
-3. The report directory (``report.md``, ``results.json``, figures) is written atomically and logged
-   to the comparison's MLflow parent run, under which every search's parent run is nested.
+1. Every searched strategy spends the same budget of trial-epochs (one trial training one epoch)
+   through :func:`~auxtune.platform.search.run_search`; a scheduler that stops trials early is fed
+   new ones until the budget is spent.
+2. Every row -- each strategy's best configuration, the no-auxiliary ``baseline`` and any fixed
+   ``compare.variants`` -- is retrained from scratch with the same seeds, in one Tune run (a grid
+   over row and seed), and evaluated on the clean and the corrupted test set.
+3. Each row is compared with the reference (``baseline``) seed by seed (paired 95 % intervals,
+   :mod:`auxtune.platform.stats`); the report (Markdown, JSON, figures) is written atomically and
+   logged to MLflow: one experiment per comparison, with the comparison run, one run per row
+   (the search's parent run for searched strategies) and, under each row, its search trials and
+   its retrains.
 
-What a retrain trains, per strategy (:func:`retrain_choice`): the best trial's lambdas for
-``fixed``/``random``/``optuna``; for ``pbt``/``pb2`` the best trial's *final* lambdas, kept constant
-(its schedule is not replayed); for ``meta`` the best ``meta_lr`` and initial lambdas, with the
-lambdas learned online again.
+What a retrain trains (:func:`retrain_choice`): the best trial's configuration (lambdas and any
+searched hyperparameter, with the strategy's weighting: ``meta`` learns its lambdas online again);
+for a population (PBT, PB2) the best trial's lambda *schedule* as it was trained, exploits included
+(:func:`lambda_schedule`); for a fixed row its overrides.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from auxtune.config import ConfigError, to_dict
+from auxtune.platform import invocation, tracking
+from auxtune.platform.comparison import Comparison, Retrain, Row, describe_choice
+from auxtune.platform.config import ExperimentConfig, strategy_names
+from auxtune.platform.ray_runtime import ray_session
+from auxtune.platform.report import check_out_dir, write_report
+from auxtune.platform.search import Nesting, SearchResult, run_search
+from auxtune.platform.tracking.lifecycle import open_run, prepare_store
+from auxtune.platform.trials import TrialSummary
+from auxtune.platform.tuning import RunRecord, TrialRun, experiment_dir, run_trials
 
-if TYPE_CHECKING:
-    from auxtune.platform.config import ExperimentConfig
-    from auxtune.platform.search import SearchResult, TrialSummary
-    from auxtune.platform.tracking import TrackingTarget
-
-DYNAMIC_LAMBDAS = ("pbt", "pb2")  # strategies whose lambdas change within a trial
-CLEAN_KEYS = ("test_accuracy", "val_accuracy")  # clean accuracy: the test split's when reported
-
-
-# ------------------------------------------------------------------------------- the results
-@dataclass(frozen=True)
-class Retrain:
-    """One seeded retrain of a strategy's best configuration, evaluated at its end."""
-
-    strategy: str
-    seed: int
-    clean_accuracy: float | None
-    c15: float | None  # mean over the 15 standard corruptions (the headline)
-    c19: float | None  # mean over all 19 (the seed paper's number)
-    per_corruption: dict[str, float]  # each corruption's mean over severities 1..5
-    history: list[dict[str, float]]  # per-epoch metrics (lambda/<task> for the trajectories)
-    epochs: int
-    seconds: float
-    status: str
-    error: str | None = None
-    mlflow_run_id: str | None = None
-
-
-@dataclass(frozen=True)
-class StrategyOutcome:
-    """A strategy's search, the configuration its retrains used, and the retrains."""
-
-    strategy: str
-    search: SearchResult
-    retrained: dict[str, Any]  # the trial config every seed retrained (lambda, meta_lr, ...)
-    how: str  # what was retrained, in words
-    retrains: tuple[Retrain, ...]
-
-    def values(self, key: str) -> list[float]:
-        """``key`` (``clean_accuracy``, ``c15``, ``c19``) of every retrain that has it."""
-        found = (getattr(r, key) for r in self.retrains)
-        return [float(v) for v in found if v is not None and math.isfinite(v)]
-
-    def stat(self, key: str) -> tuple[float | None, float | None]:
-        """(mean, sample std over seeds) of ``key``; std is None with fewer than two values."""
-        return mean_std(self.values(key))
-
-    def per_corruption(self) -> dict[str, tuple[float, float]]:
-        """``{corruption: (mean, std over seeds)}``."""
-        names = {c for r in self.retrains for c in r.per_corruption}
-        table = {}
-        for name in sorted(names):
-            mean, std = mean_std(
-                [r.per_corruption[name] for r in self.retrains if name in r.per_corruption]
-            )
-            table[name] = (float(mean or 0.0), float(std or 0.0))
-        return table
-
-    @property
-    def trial_seconds(self) -> float:
-        """Seconds the search's trials were busy, summed (compute spent, unlike wall time)."""
-        return float(sum(t.seconds for t in self.search.trials))
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Everything ``auxtune compare`` measured; the report is drawn from this alone."""
-
-    name: str
-    created: str  # ISO 8601, UTC
-    budget_trial_epochs: int
-    seeds: tuple[int, ...]
-    strategies: tuple[StrategyOutcome, ...]
-    config: dict[str, Any]  # the resolved experiment (reproduces the comparison)
-    command: str  # the command line that ran it ("" when called from Python)
-    versions: dict[str, str]
-    tracking_uri: str
-    experiment_name: str
-    mlflow_run_id: str | None
-    wall_s: float  # the whole comparison
-    retrain_wall_s: float
-
-    @property
-    def protocol(self) -> str:
-        return str(self.config["weighting"]["protocol"])
-
-    @property
-    def dataset(self) -> str:
-        return str(self.config["data"]["dataset"])
-
-    def step_seconds(self) -> dict[str, float | None]:
-        """Median seconds per training step of each strategy's search trials.
-
-        From each epoch's throughput (``batch_size / images_per_s``); the meta strategy's warm-up
-        epochs (no meta-gradient yet) are left out so its number is the cost of a meta step.
-        """
-        batch = float(self.config["optim"]["batch_size"])
-        warmup = int(self.config["weighting"]["warmup_epochs"])
-        result: dict[str, float | None] = {}
-        for outcome in self.strategies:
-            rows = [row for t in outcome.search.trials for row in t.history]
-            if outcome.strategy == "meta":
-                rows = [r for r in rows if r.get("epoch", math.inf) > warmup] or rows
-            rates = [r["images_per_s"] for r in rows if r.get("images_per_s", 0) > 0]
-            result[outcome.strategy] = batch / float(np.median(rates)) if rates else None
-        return result
-
-    def meta_extra_step_seconds(self) -> float | None:
-        """A meta step's extra seconds over the median fixed-lambda strategy's step."""
-        steps = self.step_seconds()
-        meta = steps.get("meta")
-        others = [v for k, v in steps.items() if k != "meta" and v is not None]
-        if meta is None or not others:
-            return None
-        return meta - float(np.median(others))
-
-    def best(self) -> StrategyOutcome | None:
-        """The strategy with the highest mean 15-corruption accuracy over seeds."""
-        scored = [(mean, o) for o in self.strategies if (mean := o.stat("c15")[0]) is not None]
-        return max(scored, key=lambda pair: pair[0])[1] if scored else None
-
-
-def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    return float(np.mean(values)), std
+RETRAIN = "retrain"
+SCHEDULE_KEY = "weighting.schedule.per_epoch"  # the schedule weighting's lambdas, one per epoch
 
 
 # ----------------------------------------------------------------------------------- the plan
 @dataclass(frozen=True)
 class ComparePlan:
-    strategies: tuple[str, ...]
-    budget: int  # trial-epochs per strategy
+    rows: tuple[str, ...]  # the reference first
+    budget: int  # trial-epochs per searched strategy
     seeds: tuple[int, ...]
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        return tuple(r for r in self.rows if r in strategy_names())
 
 
 def plan_compare(exp: ExperimentConfig) -> ComparePlan:
-    """Strategies, budget and seeds from ``exp.compare``; fails when no trial fits the budget."""
+    """Rows, budget and seeds from ``exp.compare``; fails when no trial fits the budget."""
     epochs = exp.optim.epochs
     budget = exp.compare.budget or exp.search.num_trials * epochs
     if budget < epochs:
@@ -181,59 +70,16 @@ def plan_compare(exp: ExperimentConfig) -> ComparePlan:
             f"search.num_trials = {exp.search.num_trials}"
         )
     seeds = tuple(exp.seed + i for i in range(exp.compare.seeds))
-    return ComparePlan(exp.compare.strategies, budget, seeds)
-
-
-def retrain_choice(
-    strategy: str, best: TrialSummary, tasks: Sequence[str]
-) -> tuple[dict[str, Any], str]:
-    """The trial config every seed of ``strategy`` retrains, and what it is in words."""
-    if strategy in DYNAMIC_LAMBDAS:
-        lambdas = final_lambdas(best, tasks)
-        how = f"final lambdas of best trial {best.trial_id} (epoch {best.epochs}), kept constant"
-        return {"lambda": lambdas, "weighting.name": "fixed"}, how
-    lambdas = {t: float(best.params[f"lambda/{t}"]) for t in tasks if f"lambda/{t}" in best.params}
-    if strategy == "meta":
-        config = {
-            "lambda": lambdas,
-            "meta_lr": float(best.params["meta_lr"]),
-            "weighting.name": "meta",
-        }
-        return (
-            config,
-            f"meta_lr and initial lambdas of best trial {best.trial_id}; lambdas learned online",
-        )
-    return {"lambda": lambdas, "weighting.name": "fixed"}, f"lambdas of best trial {best.trial_id}"
-
-
-def final_lambdas(trial: TrialSummary, tasks: Sequence[str]) -> dict[str, float]:
-    """The lambdas a trial trained with last (PBT mutates them; its metrics report them)."""
-    last: dict[str, float] = {}
-    for row in [*trial.history, trial.metrics]:
-        last.update({t: float(row[f"lambda/{t}"]) for t in tasks if f"lambda/{t}" in row})
-    return last
-
-
-def describe_choice(config: Mapping[str, Any]) -> str:
-    """``rotation=0.31 blur_reconstruction=0.12 (meta_lr=0.02)`` for tables.
-
-    Takes a trial config (``lambda: {task: value}``) or flat params (``lambda/<task>``).
-    """
-    from auxtune.trainables.config import trial_lambdas
-
-    text = " ".join(f"{t}={v:.3g}" for t, v in trial_lambdas(config).items())
-    if "meta_lr" in config:
-        text += f" (meta_lr={float(config['meta_lr']):.3g})"
-    return text
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ComparePlan(exp.compare.rows(), budget, seeds)
 
 
 def default_out(exp: ExperimentConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(exp.tracking.workdir) / f"compare-{exp.name}-{stamp}"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------- the driver
@@ -243,83 +89,109 @@ def run_compare(
     address: str | None = None,
     out: str | Path | None = None,
     command: str = "",
-    verbose: int = 1,
+    verbose: int = 0,
+    log_file: str | Path | None = None,
 ) -> tuple[Comparison, Path]:
-    """Search with every strategy, retrain the winners, write the report; see the module doc."""
-    from auxtune.platform import tracking
-    from auxtune.platform.report import check_out_dir, write_report
-    from auxtune.platform.search import _connect, run_search
+    """Search every strategy, retrain every row with the same seeds, write the report.
 
+    ``log_file``: Ray's own messages go there instead of the console.
+    """
     start = time.perf_counter()
     plan = plan_compare(exp)
     out_dir = Path(out) if out else default_out(exp)
     check_out_dir(out_dir)
     target = tracking.resolve_tracking(exp.tracking.workdir, exp.tracking.tracking_uri)
     tracking.check_reachable(target)
+    prepare_store(target)  # a fresh store's schema, one process at a time
     prepare_data(exp)
-    started_ray = _connect(address, exp.tracking.storage)
-    client = tracking.client(target.uri)
-    experiment_name = f"{exp.name}-compare"
-    experiment_id = tracking.ensure_experiment(client, experiment_name, target)
-    run_id = _start_compare_run(client, experiment_id, exp, plan, command)
-    try:
-        searches = {}
-        for strategy in plan.strategies:
-            _say(f"{strategy}: searching with a budget of {plan.budget} trial-epochs")
-            searches[strategy] = run_search(
+    with ray_session(address, exp.tracking.storage, log_file=log_file):
+        client = tracking.client(target.uri)
+        experiment_name = f"{exp.name}-compare"
+        experiment_id = tracking.ensure_experiment(
+            client, experiment_name, target, description=_description(exp, plan, command)
+        )
+        # any failure from the run's creation on ends it, its rows' runs and their trials'
+        # runs FAILED (KILLED on Ctrl-C): none stays RUNNING
+        with _compare_run(client, experiment_id, exp, plan, command) as run_id:
+            datasets = tracking.experiment_datasets(exp.data)
+            tracking.log_datasets(client, run_id, datasets)
+            nesting = Nesting(experiment_id, run_id)
+            searches = {s: _search(exp, s, plan, address, nesting, verbose) for s in plan.searched}
+            row_runs = {s: r.parent_run_id for s, r in searches.items()}
+            row_runs.update(
+                {
+                    r: _row_run(client, experiment_id, run_id, r, exp, datasets)
+                    for r in plan.rows
+                    if r not in searches
+                }
+            )
+            choices = {r: _choice(exp, r, searches.get(r)) for r in plan.rows}
+            _say(f"retraining {len(plan.rows)} rows x {len(plan.seeds)} seeds")
+            retrain_start = time.perf_counter()
+            retrains = run_retrains(
                 exp,
-                strategy,
-                address=address,
-                search_name=f"{exp.name}-compare-{strategy}",
-                parent_run_id=run_id,
-                budget_trial_epochs=plan.budget,
+                {r: config for r, (config, _) in choices.items()},
+                plan.seeds,
+                record=RunRecord(target.uri, experiment_id, run_id, RETRAIN, kind=RETRAIN),
+                row_runs=row_runs,
+                on_cluster=address is not None,
                 verbose=verbose,
             )
-            _say(_search_line(searches[strategy], exp.search.metric))
-        choices = {
-            s: retrain_choice(s, result.best, exp.tasks.names) for s, result in searches.items()
-        }
-        _say(f"retraining {len(choices)} configurations x {len(plan.seeds)} seeds")
-        retrain_start = time.perf_counter()
-        retrains = run_retrains(
-            exp,
-            {s: config for s, (config, _) in choices.items()},
-            plan.seeds,
-            target=target,
-            experiment_id=experiment_id,
-            parent_run_id=run_id,
-            on_cluster=address is not None,
-            verbose=verbose,
-        )
-        comparison = Comparison(
-            name=exp.name,
-            created=utc_now(),
-            budget_trial_epochs=plan.budget,
-            seeds=plan.seeds,
-            strategies=tuple(
-                StrategyOutcome(s, searches[s], choices[s][0], choices[s][1], retrains.get(s, ()))
-                for s in plan.strategies
-            ),
-            config=resolved_config(exp, plan),
-            command=command,
-            versions=tracking.library_versions(),
-            tracking_uri=target.uri,
-            experiment_name=experiment_name,
-            mlflow_run_id=run_id,
-            wall_s=time.perf_counter() - start,
-            retrain_wall_s=time.perf_counter() - retrain_start,
-        )
-        write_report(comparison, out_dir)
-        _finish_compare_run(client, run_id, comparison, out_dir)
-    except BaseException as err:
-        client.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
-        raise
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
+            comparison = Comparison(
+                name=exp.name,
+                created=utc_now(),
+                budget_trial_epochs=plan.budget,
+                seeds=plan.seeds,
+                rows=tuple(
+                    Row(
+                        strategy=r,
+                        search=searches.get(r),
+                        retrained=choices[r][0],
+                        how=choices[r][1],
+                        retrains=retrains.get(r, ()),
+                        budget_trial_epochs=plan.budget if r in searches else 0,
+                        mlflow_run_id=row_runs[r],
+                    )
+                    for r in plan.rows
+                ),
+                reference=exp.compare.reference,
+                metric=exp.compare.metric,
+                metrics=tuple(dict.fromkeys((*exp.compare.metrics, exp.compare.metric))),
+                config=resolved_config(exp, plan),
+                command=command,
+                versions=tracking.library_versions(),
+                tracking_uri=target.uri,
+                experiment_name=experiment_name,
+                experiment_id=experiment_id,
+                mlflow_run_id=run_id,
+                wall_s=time.perf_counter() - start,
+                retrain_wall_s=time.perf_counter() - retrain_start,
+            )
+            write_report(comparison, out_dir)
+            _finish_runs(client, comparison, out_dir)
     return comparison, out_dir
+
+
+def _search(
+    exp: ExperimentConfig,
+    strategy: str,
+    plan: ComparePlan,
+    address: str | None,
+    nesting: Nesting,
+    verbose: int,
+) -> SearchResult:
+    result = run_search(
+        exp,
+        strategy,
+        address=address,
+        search_name=f"{exp.name}-compare-{strategy}",
+        nesting=nesting,
+        budget_trial_epochs=plan.budget,
+        verbose=verbose,
+        progress=not verbose,
+    )
+    _say(_search_line(result, exp.search.metric))
+    return result
 
 
 def prepare_data(exp: ExperimentConfig) -> None:
@@ -331,129 +203,177 @@ def prepare_data(exp: ExperimentConfig) -> None:
     load_corrupted_test(exp.data, load_dataset(exp.data))
 
 
+# ------------------------------------------------------------------------- what is retrained
+def _choice(
+    exp: ExperimentConfig, row: str, search: SearchResult | None
+) -> tuple[dict[str, Any], str]:
+    if search is None:
+        overrides = exp.compare.overrides(row)
+        shown = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the experiment as it is"
+        return {"overrides": overrides}, f"fixed configuration ({shown})"
+    return retrain_choice(search, exp.tasks.names, exp.optim.epochs)
+
+
+def retrain_choice(
+    search: SearchResult, tasks: Sequence[str], epochs: int
+) -> tuple[dict[str, Any], str]:
+    """The trial config every seed of a searched strategy retrains, and what it is in words."""
+    best = search.best
+    if search.population:
+        schedule = lambda_schedule(best, search.trials, tasks, epochs)
+        overrides = {"weighting.name": "schedule", SCHEDULE_KEY: schedule}
+        how = (
+            f"lambda schedule of best trial {best.trial_id} replayed epoch by epoch "
+            f"({len(best.exploits)} exploit(s) in its lineage)"
+        )
+        return {"overrides": overrides}, how
+    config: dict[str, Any] = {k: v for k, v in best.params.items() if k != "seed"}
+    config["overrides"] = {"weighting.name": search.weighting}
+    return config, f"best trial {best.trial_id} ({search.weighting} weighting)"
+
+
+def lambda_schedule(
+    trial: TrialSummary, trials: Sequence[TrialSummary], tasks: Sequence[str], epochs: int
+) -> list[dict[str, float]]:
+    """The lambdas each of ``epochs`` epochs of ``trial``'s final model was trained with.
+
+    A PBT exploit copies a donor's model after ``k`` epochs: the first ``k`` epochs of the final
+    model are the donor's (recursively, its own lineage up to then), the rest this trial's.
+    """
+    by_id = {t.trial_id: t for t in trials}
+
+    def lineage(t: TrialSummary, upto: int) -> dict[int, dict[str, float]]:
+        rows: dict[int, dict[str, float]] = {}
+        for position, row in enumerate(t.history):
+            epoch = int(row.get("epoch", position + 1))
+            if epoch > upto:
+                continue
+            donor = _donor_at(t, position)
+            if donor is not None and donor[0] in by_id:  # epochs before this one came from it
+                rows = {e: v for e, v in lineage(by_id[donor[0]], donor[1]).items()}
+            rows[epoch] = {task: float(row[f"lambda/{task}"]) for task in tasks}
+        return rows
+
+    found = lineage(trial, epochs)
+    missing = [e for e in range(1, epochs + 1) if e not in found]
+    if missing:
+        raise ValueError(f"trial {trial.trial_id}: no lambdas recorded for epochs {missing}")
+    return [found[e] for e in range(1, epochs + 1)]
+
+
+def _donor_at(trial: TrialSummary, position: int) -> tuple[str, int] | None:
+    """The exploit recorded at history row ``position`` of ``trial``, if any."""
+    row = trial.history[position]
+    if not row.get("pbt/exploit"):
+        return None
+    before = sum(1 for r in trial.history[:position] if r.get("pbt/exploit"))
+    return trial.exploits[before] if before < len(trial.exploits) else None
+
+
+# --------------------------------------------------------------------------------- retrains
 def run_retrains(
     exp: ExperimentConfig,
     choices: Mapping[str, Mapping[str, Any]],
     seeds: Sequence[int],
     *,
-    target: TrackingTarget,
-    experiment_id: str,
-    parent_run_id: str,
+    record: RunRecord,
+    row_runs: Mapping[str, str],
     on_cluster: bool = False,
-    verbose: int = 1,
+    verbose: int = 0,
 ) -> dict[str, tuple[Retrain, ...]]:
-    """Every (strategy, seed) trained from scratch in one Tune run, through the search's trainable.
+    """Every (row, seed) trained from scratch in one Tune run, through the search's trainable.
 
-    The runs are nested under a ``retrain`` run below the comparison's MLflow run.
+    Each retrain's MLflow run is nested under its row's run (``row_runs``).
     """
-    from ray import tune
+    from auxtune.trainables.data import absolute_data_config, prepare_trial_data
 
-    from auxtune.platform import search, tracking
-    from auxtune.trainables.data import prepare_trial_data
-
-    workdir = Path(exp.tracking.workdir).expanduser().resolve()
-    name = f"{exp.name}-compare-retrain"
-    exp_dir, state_path = search._experiment_dir(exp, name, workdir, resume=False)
-    train_cfg = retrain_base(exp, choices).train_config()
-    data = prepare_trial_data(train_cfg)
-    trainable, concurrency = search.trial_trainable(exp, train_cfg, data, exp_dir, on_cluster)
-    client = tracking.client(target.uri)
-    retrain_run = client.create_run(
-        experiment_id,
-        run_name=name,
-        tags={tracking.PARENT_TAG: parent_run_id, "auxtune.kind": "retrain"},
-    ).info.run_id
-    callback = tracking.MlflowTrialCallback(
-        tracking_uri=target.uri,
-        experiment_id=experiment_id,
-        parent_run_id=retrain_run,
-        state_path=state_path,
-        trial_params=search._TrialParams("retrain", to_dict(train_cfg)),
-        trial_artifacts=search._TrialArtifacts(to_dict(train_cfg)),
-        tags={"auxtune.strategy": "retrain"},
+    exp = dataclasses.replace(exp, data=absolute_data_config(exp.data))
+    exp_dir, ledger = experiment_dir(exp, f"{exp.name}-compare-{RETRAIN}", resume=False)
+    train_cfg = exp.train_config()
+    data = prepare_trial_data(_data_config(train_cfg, choices), storage=exp.tracking.storage)
+    run = TrialRun(
+        exp=exp,
+        train=train_cfg,
+        data=data,
+        exp_dir=exp_dir,
+        ledger=ledger,
+        param_space=retrain_space(choices, seeds),
+        record=dataclasses.replace(record, parents=dict(row_runs)),
+        checkpoints_to_keep=1,
+        trial_name=retrain_trial_name,
+        on_cluster=on_cluster,
+        verbose=verbose,
+        progress=None if verbose else RETRAIN,
     )
-    storage, tune_name = exp_dir.rsplit("/", 1)
-    tuner = tune.Tuner(
-        trainable,
-        param_space=retrain_space(choices, seeds, exp.weighting.meta_lr),
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=concurrency,
-            reuse_actors=True,
-            trial_name_creator=retrain_trial_name,
-        ),
-        run_config=tune.RunConfig(
-            name=tune_name,
-            storage_path=storage,
-            callbacks=[callback],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            # a retrain lost with its node resumes from its last epoch, as search trials do
-            failure_config=tune.FailureConfig(
-                max_failures=exp.search.max_failures, fail_fast=False
-            ),
-            verbose=verbose,
-        ),
-    )
-    grid = tuner.fit()
-    state = tracking.SearchState(state_path)
-    summaries = search._summaries(grid, exp_dir, state.runs, state.histories())
-    client.set_terminated(retrain_run, "FINISHED" if summaries else "FAILED")
     found: dict[str, list[Retrain]] = {}
-    for trial in summaries:
+    for trial in run_trials(run):
         retrain = retrain_from_trial(trial)
         found.setdefault(retrain.strategy, []).append(retrain)
     return {s: tuple(sorted(rs, key=lambda r: r.seed)) for s, rs in found.items()}
 
 
-def retrain_base(exp: ExperimentConfig, choices: Mapping[str, Any]) -> ExperimentConfig:
-    """The experiment every retrain starts from (data paths absolute for the trials).
+def _data_config(train_cfg: Any, choices: Mapping[str, Mapping[str, Any]]) -> Any:
+    """The config the trials' data is prepared for: any row's weighting that needs
+    meta-validation images (``paper`` protocol: cut from every corrupted block) sets it for all,
+    so every row is evaluated on the same images."""
+    from auxtune.config import from_dict
+    from auxtune.trainables.config import trial_train_config
 
-    Under the ``paper`` protocol the meta-validation images are cut from every corrupted test
-    block; when meta is compared, *every* strategy is evaluated without them, on the same images.
-    """
-    from auxtune.trainables.data import absolute_data_config
-
-    weighting = exp.weighting
-    if "meta" in choices:
-        weighting = dataclasses.replace(weighting, name="meta")
-    return dataclasses.replace(exp, data=absolute_data_config(exp.data), weighting=weighting)
+    for config in choices.values():
+        cfg = trial_train_config(train_cfg, config)
+        if _needs_meta_batch(cfg):
+            return cfg
+    return from_dict(type(train_cfg), to_dict(train_cfg))
 
 
-def retrain_space(
-    choices: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], default_meta_lr: float
-) -> dict[str, Any]:
-    """Tune's grid over (strategy, seed); each strategy's lambdas, weighting and meta_lr follow it."""
+def _needs_meta_batch(cfg: Any) -> bool:
+    from auxtune.robust.weighting.registry import weighting_class
+
+    return bool(weighting_class(cfg.weighting.name).needs_meta_batch)
+
+
+def retrain_space(choices: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
+    """Tune's grid over (row, seed). Every row's choice is put in the same two keys, ``lambda``
+    (``{task: value}``) and ``overrides`` (dotted config keys), so the grid's keys are the same
+    for every row and a row never sees another row's settings."""
     from ray import tune
 
-    table = {s: dict(c) for s, c in choices.items()}
+    table = {row: normalized_choice(c) for row, c in choices.items()}
 
-    def pick(key: str, default: Any = None) -> Any:
-        return tune.sample_from(lambda config: table[config["strategy"]].get(key, default))
+    def pick(key: str) -> Any:
+        return tune.sample_from(lambda config: table[config["strategy"]][key])
 
     return {
         "strategy": tune.grid_search(list(table)),
         "seed": tune.grid_search(list(seeds)),
-        "lambda": pick("lambda", {}),
-        "meta_lr": pick("meta_lr", default_meta_lr),
-        "weighting.name": pick("weighting.name", "fixed"),
+        "lambda": pick("lambda"),
+        "overrides": pick("overrides"),
     }
+
+
+def normalized_choice(choice: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial config as ``{"lambda": {...}, "overrides": {...}}`` (what it sets, nothing else).
+
+    >>> normalized_choice({"lambda/rotation": 0.5, "weighting.dwa.temperature": 2.0,
+    ...                    "overrides": {"weighting.name": "dwa"}})
+    {'lambda': {'rotation': 0.5}, 'overrides': {'weighting.dwa.temperature': 2.0, 'weighting.name': 'dwa'}}
+    """
+    from auxtune.trainables.config import dotted_overrides, trial_lambdas
+
+    return {"lambda": trial_lambdas(choice), "overrides": dotted_overrides(choice)}
 
 
 def retrain_trial_name(trial: Any) -> str:
     """``retrain-meta-seed1``: the Tune trial's (and its MLflow run's) name."""
-    return f"retrain-{trial.config['strategy']}-seed{trial.config['seed']}"
+    return f"{RETRAIN}-{trial.config['strategy']}-seed{trial.config['seed']}"
 
 
 def retrain_from_trial(trial: TrialSummary) -> Retrain:
     """A :class:`Retrain` from the Tune trial that ran it."""
-    metrics = trial.metrics
-    clean = next((metrics[k] for k in CLEAN_KEYS if k in metrics), None)
     return Retrain(
         strategy=str(trial.params["strategy"]),
         seed=int(trial.params["seed"]),
-        clean_accuracy=clean,
-        c15=metrics.get("c15_accuracy"),
-        c19=metrics.get("c19_accuracy"),
-        per_corruption={k[2:]: float(v) for k, v in metrics.items() if k.startswith("c/")},
+        metrics=dict(trial.metrics),
         history=trial.history,
         epochs=trial.epochs,
         seconds=trial.seconds,
@@ -467,7 +387,8 @@ def resolved_config(exp: ExperimentConfig, plan: ComparePlan) -> dict[str, Any]:
     """The experiment as plain data with the compare section as run (reproduces the comparison)."""
     config = exp.to_dict()
     config["compare"] = {
-        "strategies": list(plan.strategies),
+        **config["compare"],
+        "strategies": list(plan.rows),
         "budget": plan.budget,
         "seeds": len(plan.seeds),
     }
@@ -475,50 +396,118 @@ def resolved_config(exp: ExperimentConfig, plan: ComparePlan) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ MLflow
-def _start_compare_run(
-    client: Any, experiment_id: str, exp: ExperimentConfig, plan: ComparePlan, command: str
-) -> str:
-    from auxtune.platform import tracking
+def _description(exp: ExperimentConfig, plan: ComparePlan, command: str) -> str:
+    return (
+        f"auxtune compare: {', '.join(plan.rows)} on {exp.data.dataset} "
+        f"({plan.budget} trial-epochs per searched strategy, seeds "
+        f"{', '.join(map(str, plan.seeds))}), each row against {exp.compare.reference} by "
+        f"{exp.compare.metric}." + (f"\n\n`{command}`" if command else "")
+    )
 
+
+def _compare_run(
+    client: Any, experiment_id: str, exp: ExperimentConfig, plan: ComparePlan, command: str
+) -> AbstractContextManager[str]:
     params = {
-        "strategies": ",".join(plan.strategies),
+        "strategies": ",".join(plan.rows),
         "budget_trial_epochs": str(plan.budget),
         "seeds": ",".join(map(str, plan.seeds)),
         "command": command,
     }
     params.update(tracking.as_params(exp.to_dict(), "config."))
     params.update({f"version.{k}": v for k, v in tracking.library_versions().items()})
-    run = client.create_run(
+    return open_run(
+        client,
         experiment_id,
         run_name=f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}",
-        tags={"auxtune.kind": "compare"},
+        tags={
+            "auxtune.kind": "compare",
+            tracking.NOTE_TAG: _description(exp, plan, command),
+            **invocation.source_tags(),
+        },
+        params=params,
     )
+
+
+def _row_run(
+    client: Any,
+    experiment_id: str,
+    compare_run: str,
+    row: str,
+    exp: ExperimentConfig,
+    datasets: Sequence[tracking.DatasetRecord] = (),
+) -> str:
+    """The run of a row that is not searched (baseline, a variant) under the comparison run."""
+    overrides = exp.compare.overrides(row)
+    run = client.create_run(
+        experiment_id,
+        run_name=row,
+        tags={
+            tracking.PARENT_TAG: compare_run,
+            "auxtune.kind": "row",
+            "auxtune.strategy": row,
+            **invocation.source_tags(),
+        },
+    )
+    tracking.log_datasets(client, run.info.run_id, datasets)
+    params = {"strategy": row, **{f"override.{k}": str(v) for k, v in overrides.items()}}
     tracking.log_batch(client, run.info.run_id, params=params)
     return str(run.info.run_id)
 
 
-def _finish_compare_run(client: Any, run_id: str, comparison: Comparison, out: Path) -> None:
-    """The table's numbers as metrics, the report directory as artifacts."""
-    from auxtune.platform import tracking
-
-    metrics: dict[str, float] = {"wall_s": comparison.wall_s}
-    steps = comparison.step_seconds()
-    for o in comparison.strategies:
-        for key in ("clean_accuracy", "c15", "c19"):
-            mean, std = o.stat(key)
-            if mean is not None:
-                metrics[f"{o.strategy}/{key}"] = mean
-            if std is not None:
-                metrics[f"{o.strategy}/{key}_std"] = std
-        metrics[f"{o.strategy}/trial_epochs"] = float(o.search.trial_epochs)
-        metrics[f"{o.strategy}/search_wall_s"] = o.search.wall_s
-        if steps.get(o.strategy) is not None:
-            metrics[f"{o.strategy}/step_s"] = float(steps[o.strategy])  # type: ignore[arg-type]
-    best = comparison.best()
-    tags = {"best_strategy": best.strategy} if best else {}
-    tracking.log_batch(client, run_id, metrics=metrics, tags=tags)
+def _finish_runs(client: Any, comparison: Comparison, out: Path) -> None:
+    """Each row's retrain means and paired differences on its run and on the comparison run
+    (``<row>/c15_accuracy``, ...), the report as the comparison run's artifacts."""
+    summary: dict[str, float] = {"wall_s": comparison.wall_s}
+    for row in comparison.rows:
+        metrics: dict[str, float] = {}
+        for metric in comparison.metrics:
+            found = row.estimate(metric)
+            if found is not None:
+                metrics[metric] = found.mean
+                if found.half_width is not None:
+                    metrics[f"{metric}_ci95_half"] = found.half_width
+            diff = comparison.versus_reference(row, metric)
+            if diff is not None:
+                metrics[f"{metric}_vs_{comparison.reference}"] = diff.mean_diff
+        metrics["trial_epochs"] = float(row.trial_epochs)
+        metrics["budget_trial_epochs"] = float(row.budget_trial_epochs)
+        if row.mlflow_run_id:
+            tracking.log_batch(client, row.mlflow_run_id, metrics=metrics)
+            if row.search is None:
+                client.set_terminated(row.mlflow_run_id, "FINISHED")
+        summary.update({f"{row.strategy}/{k}": v for k, v in metrics.items()})
+    leader = comparison.leader()
+    tags = {"best_strategy": leader[0].strategy} if leader else {}
+    if leader:
+        tags.update(_register_best(client, comparison, leader[0]))
+    run_id = str(comparison.mlflow_run_id)
+    tracking.log_batch(client, run_id, metrics=summary, tags=tags)
     client.log_artifacts(run_id, str(out))
     client.set_terminated(run_id, "FINISHED")
+
+
+def _register_best(client: Any, comparison: Comparison, row: Row) -> dict[str, str]:
+    """The leading row's best seed's model as a new version of ``<name>-best`` (alias ``best``)."""
+    metric = comparison.metric
+    seeds = [r for r in row.retrains if r.mlflow_run_id and r.value(metric) is not None]
+    if not seeds:
+        return {}
+    best = max(seeds, key=lambda r: r.value(metric) or 0.0)
+    name = f"{comparison.name}-best"
+    description = (
+        f"{row.strategy} ({row.how}), seed {best.seed}: {metric} {best.value(metric):.4f}; the "
+        f"leading row of comparison {comparison.mlflow_run_id}"
+    )
+    try:
+        version = tracking.register_best_model(
+            client, str(best.mlflow_run_id), name, description=description
+        )
+    except ValueError as err:  # its model was not logged (see the run's records_error tag)
+        _say(f"no model registered: {err}")
+        return {}
+    _say(f"registered {name} version {version} (models:/{name}@{tracking.BEST_ALIAS})")
+    return {"best_model": f"{name}/{version}"}
 
 
 def _say(line: str) -> None:

@@ -3,92 +3,134 @@
 The directory is built under a hidden staging name beside its destination and renamed into place
 only when every file is written, so an interrupted ``auxtune compare`` leaves no half report.
 
+Accuracies (and OOD AUROC, AUPR, FPR95) are shown in percent as ``mean ± h``, where h is the
+half-width of the 95 % t-interval over seeds; a difference to the reference is ``+d [low, high]``
+in points, paired by seed, and its verdict says which is better (lower, for FPR95).
+
     >>> fmt_pct(0.2345, 0.0123)
     '23.45 ± 1.23'
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from auxtune.errors import UserError
-from auxtune.platform.plots import SEARCH_METRIC, draw_all
-
-if TYPE_CHECKING:
-    from auxtune.platform.compare import Comparison, StrategyOutcome
+from auxtune.platform.comparison import Comparison, Row, describe_choice
+from auxtune.platform.pareto import front_table
+from auxtune.platform.plots import draw_all, epsilon_sweep, pareto_figure_name, training_epsilon
+from auxtune.platform.stats import PairedDifference
+from auxtune.trainables.metrics import higher_is_better
 
 REPORT_FILES = ("report.md", "results.json", "config.yaml")
 DEFAULT_WORKDIR = "runs"  # TrackingConfig's default: `auxtune ui` with no flags opens its store
 
 
 # ------------------------------------------------------------------------------ formatting
-def ui_hint(tracking_uri: str) -> str:
-    """The command that browses ``tracking_uri`` in the MLflow UI, and where to point a browser."""
-    from auxtune.platform.tracking import resolve_tracking
+def ui_hint(tracking_uri: str, experiment_id: str | None = None) -> str:
+    """The command that browses ``tracking_uri`` in the MLflow UI, and where to point a browser:
+    the experiment's runs table when ``experiment_id`` is known (MLflow 3.17 otherwise opens an
+    experiment on its GenAI overview)."""
+    from auxtune.platform.tracking import experiment_url, resolve_tracking
+
+    def page(base: str) -> str:
+        return experiment_url(base, experiment_id) if experiment_id else base
 
     if tracking_uri.startswith(("http://", "https://")):  # a server has its own UI
-        return f"open {tracking_uri} in a browser"
+        return f"open {page(tracking_uri)} in a browser"
     command = "auxtune ui --port 5000"
     if tracking_uri != resolve_tracking(DEFAULT_WORKDIR).uri:
         command += f" --tracking-uri {tracking_uri}"
-    return f"{command}   # then open http://127.0.0.1:5000"
+    return f"{command}   # then open {page('http://127.0.0.1:5000')}"
 
 
-def fmt_pct(mean: float | None, std: float | None = None) -> str:
-    """Accuracy in percent with its std over seeds (``n/a`` when missing)."""
+def fmt_pct(mean: float | None, half_width: float | None = None) -> str:
+    """Accuracy in percent with the half-width of its interval (``n/a`` when missing)."""
     if mean is None:
         return "n/a"
-    return f"{100 * mean:.2f}" + ("" if std is None else f" ± {100 * std:.2f}")
+    return f"{100 * mean:.2f}" + ("" if half_width is None else f" ± {100 * half_width:.2f}")
+
+
+def fmt_diff(diff: PairedDifference | None) -> str:
+    """``+1.23 [-0.40, +2.86] no detectable difference`` (percentage points)."""
+    if diff is None:
+        return "reference"
+    text = f"{100 * diff.mean_diff:+.2f}"
+    if diff.ci95 is not None:
+        text += f" [{100 * diff.ci95[0]:+.2f}, {100 * diff.ci95[1]:+.2f}]"
+    return f"{text} {diff.verdict}"
 
 
 def fmt_s(seconds: float | None, digits: int = 1) -> str:
     return "n/a" if seconds is None else f"{seconds:.{digits}f}"
 
 
-HEADERS = (
-    "strategy", "retrained lambdas", "clean acc %", "c15 acc %", "c19 acc %",
-    "trials", "trial-epochs", "search wall s", "trial s", "s/step",
-)  # fmt: skip
+def metric_label(metric: str) -> str:
+    """Column header of a metric: ``c15 %``, ``clean test %``, ``ood fpr95 % (lower is better)``."""
+    label = metric.removesuffix("_accuracy").replace("_", " ")
+    return f"{label} %" + ("" if higher_is_better(metric) else " (lower is better)")
+
+
+def row_estimate(row: Row, metric: str) -> str:
+    found = row.estimate(metric)
+    return "n/a" if found is None else fmt_pct(found.mean, found.half_width)
+
+
+def median_retrain_s(row: Row) -> float | None:
+    seconds = sorted(r.seconds for r in row.retrains if r.seconds > 0)
+    return seconds[len(seconds) // 2] if seconds else None
+
+
+def headers(comparison: Comparison) -> list[str]:
+    return [
+        "strategy",
+        "retrained",
+        *(metric_label(m) for m in comparison.metrics),
+        f"{comparison.metric.removesuffix('_accuracy')} vs {comparison.reference} (points)",
+        "trials",
+        "trial-epochs / budget",
+        "search s",
+        "retrain s",
+        "s/step",
+    ]
 
 
 def table_rows(comparison: Comparison) -> list[list[str]]:
-    """One row per strategy, the cells of :data:`HEADERS`."""
-    from auxtune.platform.compare import describe_choice
-
-    steps = comparison.step_seconds()
-    rows = []
-    for o in comparison.strategies:
-        rows.append(
-            [
-                o.strategy,
-                describe_choice(o.retrained),
-                fmt_pct(*o.stat("clean_accuracy")),
-                fmt_pct(*o.stat("c15")),
-                fmt_pct(*o.stat("c19")),
-                str(len(o.search.trials)),
-                str(o.search.trial_epochs),
-                fmt_s(o.search.wall_s),
-                fmt_s(o.trial_seconds),
-                fmt_s(steps.get(o.strategy), 4),
-            ]
-        )
-    return rows
+    """One row per strategy or variant, the cells of :func:`headers`."""
+    batch = int(comparison.config["optim"]["batch_size"])
+    return [
+        [
+            row.strategy,
+            describe_choice(row.retrained),
+            *(row_estimate(row, m) for m in comparison.metrics),
+            fmt_diff(comparison.versus_reference(row, comparison.metric)),
+            str(row.trials),
+            f"{row.trial_epochs} / {row.budget_trial_epochs}" if row.search else "-",
+            fmt_s(row.search.wall_s) if row.search else "-",
+            fmt_s(median_retrain_s(row)),
+            fmt_s(row.step_seconds(batch), 4),
+        ]
+        for row in comparison.rows
+    ]
 
 
 def format_table(comparison: Comparison) -> str:
-    """The result table as aligned plain text (what the command prints)."""
-    rows = [list(HEADERS), *table_rows(comparison)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    """The result table as aligned plain text (what the command prints), then the verdict."""
+    head = headers(comparison)
+    rows = [head, *table_rows(comparison)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"({interval_note(comparison)})")
+    lines.extend(summary_lines(comparison, markdown=False))
     return "\n".join(lines)
 
 
@@ -98,53 +140,186 @@ def markdown_table(headers: list[str] | tuple[str, ...], rows: list[list[str]]) 
     return "\n".join(lines)
 
 
-def summary_lines(comparison: Comparison) -> list[str]:
-    """The headline sentences: who won, by how much, and what the meta-gradient cost."""
-    lines = []
-    best = comparison.best()
-    if best is not None:
-        mean, std = best.stat("c15")
-        lines.append(
-            f"Highest mean 15-corruption accuracy: **{best.strategy}**, {fmt_pct(mean, std)} % "
-            f"over {len(best.values('c15'))} seed(s). Differences smaller than the std over seeds "
-            "are not evidence of a better strategy."
+def interval_note(comparison: Comparison) -> str:
+    seeds = ", ".join(map(str, comparison.seeds))
+    return (
+        f"metrics in percent: mean ± half-width of the 95 % t-interval over seeds {seeds}; vs "
+        f"{comparison.reference}: mean difference [95 % interval] paired by seed"
+    )
+
+
+def summary_lines(comparison: Comparison, markdown: bool = True) -> list[str]:
+    """The answer in words: who leads, whether the lead is detectable, what beats the control."""
+    bold = "**" if markdown else ""
+    metric, lines = comparison.metric, []
+    leader = comparison.leader()
+    if leader is not None:
+        best, second, diff = leader
+        found = best.estimate(metric)
+        text = (
+            f"Highest mean {metric}: {bold}{best.strategy}{bold}, "
+            f"{fmt_pct(found.mean, found.half_width) if found else 'n/a'} % over "
+            f"{len(best.by_seed(metric))} seed(s)."
         )
-    meta = comparison.step_seconds().get("meta")
-    extra = comparison.meta_extra_step_seconds()
-    if meta is not None and extra is not None:
-        base = meta - extra
-        lines.append(
-            f"A meta-gradient step took {meta:.4f} s against {base:.4f} s for a fixed-lambda "
-            f"step (median of the other strategies): {extra:+.4f} s per step "
-            f"({meta / base:.2f}x), so equal trial-epochs are not equal seconds."
-        )
+        if second is not None:
+            if diff is None or diff.ci95 is None:
+                text += (
+                    f" Its lead over {second.strategy} cannot be tested with fewer than two "
+                    "paired seeds: no winner is named."
+                )
+            elif diff.verdict == "better":
+                text += (
+                    f" Its lead over the runner-up {second.strategy} is {fmt_diff(diff)}: "
+                    "detectable at 95 %."
+                )
+            else:
+                text += (
+                    f" Its lead over the runner-up {second.strategy} is {fmt_diff(diff)}: the "
+                    "interval includes zero, so it is NOT a detectable winner."
+                )
+        lines.append(text)
+    verdicts: dict[str, list[str]] = {}
+    for row in comparison.rows:
+        diff = comparison.versus_reference(row, metric)
+        if diff is not None:
+            verdicts.setdefault(diff.verdict, []).append(row.strategy)
+    if verdicts:
+        parts = [f"{v}: {', '.join(names)}" for v, names in verdicts.items()]
+        lines.append(f"Against {comparison.reference} on {metric} -- " + "; ".join(parts) + ".")
     return lines
+
+
+def metric_notes(comparison: Comparison) -> list[str]:
+    """What the label-noise and OOD numbers of the table are, in words (none for plain runs)."""
+    cfg, notes = comparison.config, []
+    noise = cfg.get("label_noise") or {}
+    if noise.get("rate", 0) > 0:
+        notes.append(
+            f"Training labels were corrupted ({noise['kind']} noise at rate {noise['rate']}, "
+            f"{100 * noise['trusted_fraction']:g} % of the training images trusted and kept "
+            f"clean, noise seed {noise['seed']}); the test labels are clean, so "
+            "clean_test_accuracy is accuracy on clean labels."
+        )
+    ood = cfg.get("ood") or {}
+    if ood.get("sets") and any(m.startswith("ood") for m in comparison.metrics):
+        notes.append(
+            f"OOD detection: the test split against each of the sets {', '.join(ood['sets'])}"
+            + (f" (heldout: classes {ood['test_classes']})" if "heldout" in ood["sets"] else "")
+            + "; ood_auroc, ood_aupr and ood_fpr95 are the mean over the sets for the row's "
+            f"ood.detector ({ood['detector']} unless the row sets it), "
+            "ood/<set>/<detector>/<measure> one set and detector. FPR at 95 % TPR is "
+            "lower-is-better: its verdicts say better when it falls."
+        )
+    return notes
+
+
+def versus_table(comparison: Comparison) -> str:
+    """Every metric's paired difference to the reference, with its interval and verdict."""
+    rows = [
+        [row.strategy, *(fmt_diff(comparison.versus_reference(row, m)) for m in comparison.metrics)]
+        for row in comparison.rows
+        if row.strategy != comparison.reference
+    ]
+    return markdown_table(["strategy", *(metric_label(m) for m in comparison.metrics)], rows)
+
+
+def severity_table(comparison: Comparison) -> str:
+    table = comparison.severities()
+    rows = []
+    for row in comparison.rows:
+        by_severity = table[row.strategy]
+        cells = [
+            fmt_pct(by_severity[s].mean, by_severity[s].half_width) if s in by_severity else "n/a"
+            for s in range(1, 6)
+        ]
+        rows.append([row.strategy, row_estimate(row, "clean_test_accuracy"), *cells])
+    return markdown_table(["strategy", "clean", *(f"severity {s}" for s in range(1, 6))], rows)
 
 
 def per_corruption_table(comparison: Comparison) -> str:
     from auxtune.data.corruptions import CORRUPTIONS, STANDARD_CORRUPTIONS
 
-    tables = {o.strategy: o.per_corruption() for o in comparison.strategies}
-    present = {c for t in tables.values() for c in t}
+    present = {c for row in comparison.rows for c in row.corruption_names()}
     names = [c for c in CORRUPTIONS if c in present] + sorted(present - set(CORRUPTIONS))
     rows = []
     for name in names:
         label = name if name in STANDARD_CORRUPTIONS else f"{name} (extra)"
-        cells = [fmt_pct(*tables[s][name]) if name in tables[s] else "n/a" for s in tables]
-        rows.append([label, *cells])
-    return markdown_table(["corruption", *tables], rows)
+        rows.append([label, *(row_estimate(row, f"c/{name}") for row in comparison.rows)])
+    return markdown_table(["corruption", *(r.strategy for r in comparison.rows)], rows)
 
 
-def choice_lines(outcome: StrategyOutcome) -> str:
-    from auxtune.platform.compare import describe_choice
+def epsilon_table(comparison: Comparison) -> str | None:
+    """Accuracy (%) at each test epsilon of the sweep, one line per row (None without sweeps)."""
+    sweeps = {row.strategy: epsilon_sweep(row) for row in comparison.rows}
+    multiples = sorted({m for points in sweeps.values() for m in points})
+    if not multiples:
+        return None
+    rows = []
+    for row in comparison.rows:
+        eps, points = training_epsilon(comparison, row), sweeps[row.strategy]
+        cells = [fmt_pct(*points[m]) if m in points else "n/a" for m in multiples]
+        rows.append([row.strategy, f"{eps:.4g}", *cells])
+    return markdown_table(["strategy", "train epsilon", *(f"{m:g}x" for m in multiples)], rows)
 
-    search = outcome.search
-    return (
-        f"- **{outcome.strategy}**: {outcome.how}: {describe_choice(outcome.retrained)}. "
-        f"Search: {len(search.trials)} trials, {search.trial_epochs} trial-epochs, "
-        f"best {SEARCH_METRIC} {fmt_pct(search.best.metrics.get(SEARCH_METRIC))} %; "
-        f"MLflow run `{search.parent_run_id}`, Tune results `{search.results_path}`."
-    )
+
+def epsilon_section(comparison: Comparison) -> list[str]:
+    """The report's epsilon sweep section (nothing when no row reports ``adv/eps_<m>x_accuracy``)."""
+    table = epsilon_table(comparison)
+    if table is None:
+        return []
+    return [
+        "## Accuracy under attack by test epsilon (%), mean ± 95 % half-width over seeds",
+        "",
+        "Test epsilon as a multiple of each row's training epsilon (0x: clean test accuracy); "
+        "every point is PGD-20 (one random start, step epsilon / 4) on the test images.",
+        "",
+        table,
+        "",
+        "![epsilon_sweep.png](epsilon_sweep.png)",
+        "",
+    ]
+
+
+def pareto_section(comparison: Comparison) -> list[str]:
+    """For each multi-objective search: its Pareto front's members and their figure."""
+    parts: list[str] = []
+    metric = comparison.config["search"]["metric"]
+    for row in comparison.rows:
+        search = row.search
+        if search is None or search.front is None:
+            continue
+        front = search.front
+        headers, rows = front_table(front)
+        parts += [
+            f"## Pareto front of the {row.strategy} search",
+            "",
+            f"{len(front.members)} of {len(front.members) + len(front.others)} trials are "
+            f"non-dominated on {', '.join(front.objectives)} (all maximised, validation images); "
+            f"the retrained trial `{search.best.trial_id}` is the member with the highest "
+            f"`{metric}`.",
+            "",
+            markdown_table(headers, rows),
+            "",
+            f"![{pareto_figure_name(row.strategy)}]({pareto_figure_name(row.strategy)})",
+            "",
+        ]
+    return parts
+
+
+def choice_line(row: Row, metric: str) -> str:
+    line = f"- **{row.strategy}**: {row.how}: {describe_choice(row.retrained)}."
+    search = row.search
+    if search is not None:
+        line += (
+            f" Search: {len(search.trials)} trials, {search.trial_epochs} of "
+            f"{row.budget_trial_epochs} trial-epochs, best {metric} "
+            f"{fmt_pct(search.best.metrics.get(metric))} %; MLflow run `{search.parent_run_id}`, "
+            f"Tune results `{search.results_path}`."
+        )
+    failed = [r for r in row.retrains if r.status != "TERMINATED"]
+    if failed:
+        line += " Failed retrains: " + "; ".join(f"seed {r.seed}: {r.error}" for r in failed) + "."
+    return line
 
 
 def render_markdown(comparison: Comparison, figures: list[str]) -> str:
@@ -153,37 +328,56 @@ def render_markdown(comparison: Comparison, figures: list[str]) -> str:
     cfg = c.config
     data, optim, weighting = cfg["data"], cfg["optim"], cfg["weighting"]
     seeds = ", ".join(map(str, c.seeds))
-    clean_key = _clean_source(c)
+    searched = [r.strategy for r in c.rows if r.search is not None]
     parts = [
         f"# Weighting strategies at equal compute: {c.name}",
         "",
         f"{c.created} · dataset `{c.dataset}` · protocol `{c.protocol}` · budget "
-        f"{c.budget_trial_epochs} trial-epochs per strategy · seeds {seeds} · whole run {c.wall_s:.0f} s",
+        f"{c.budget_trial_epochs} trial-epochs per searched strategy · seeds {seeds} · "
+        f"whole run {c.wall_s:.0f} s",
         "",
-        f"Each strategy searched the lambdas of the tasks {', '.join(cfg['tasks']['names'])} with the "
-        f"same budget of {c.budget_trial_epochs} trial-epochs (one trial training one epoch), "
-        f"maximising `{SEARCH_METRIC}` (validation images under the 4 extra corruptions; the 15 "
-        f"test corruptions are never seen). The best configuration of each was retrained from "
-        f"scratch for {optim['epochs']} epochs with each seed and evaluated on the corrupted test "
-        f"set: c15 is the mean over the 15 standard corruptions x 5 severities (the headline), "
-        f"c19 adds the 4 extra ones (the seed paper's number). Accuracies are mean ± sample std "
-        f"over seeds; clean accuracy is `{clean_key}`. Search seconds are wall clock; trial s sums "
-        f"the seconds each trial was busy; s/step is the median training step of the search trials.",
+        (
+            f"Searched strategies ({', '.join(searched)}) spent the same budget of "
+            f"{c.budget_trial_epochs} trial-epochs (one trial training one epoch) maximising "
+            f"`{cfg['search']['metric']}` (validation images; the 15 test corruptions are never "
+            "seen). "
+            if searched
+            else "No row was searched: every row is a fixed configuration. "
+        )
+        + f"Every row -- each strategy's best configuration and the fixed rows, "
+        f"`{c.reference}` being the reference -- was retrained from scratch for "
+        f"{optim['epochs']} epochs with each of the same seeds and evaluated on the clean test "
+        f"split and the corrupted test set: c15 is the mean over the 15 standard corruptions x 5 "
+        f"severities, c19 adds the 4 extra ones (the seed paper's number). Rows are ranked by "
+        f"`{c.metric}`. {interval_note(c).capitalize()}.",
         "",
-        markdown_table(HEADERS, table_rows(c)),
+        *[f"{note}\n" for note in metric_notes(c)],
+        markdown_table(headers(c), table_rows(c)),
         "",
         *[f"{line}\n" for line in summary_lines(c)],
-        "## What each strategy retrained",
+        f"## Against {c.reference}, paired by seed (percentage points)",
         "",
-        *[choice_lines(o) for o in c.strategies],
+        versus_table(c),
         "",
-        f"Retrains: {len(c.strategies) * len(c.seeds)} runs, {c.retrain_wall_s:.0f} s wall clock.",
+        "## Accuracy by severity (%), 15 standard corruptions",
         "",
-        "## Per-corruption test accuracy (%), mean ± std over seeds",
+        severity_table(c),
+        "",
+        *epsilon_section(c),
+        *pareto_section(c),
+        "## What each row retrained",
+        "",
+        *[choice_line(r, cfg["search"]["metric"]) for r in c.rows],
+        "",
+        f"Retrains: {sum(len(r.retrains) for r in c.rows)} runs, {c.retrain_wall_s:.0f} s wall clock.",
+        "",
+        "## Per-corruption test accuracy (%), mean ± 95 % half-width over seeds",
         "",
         per_corruption_table(c),
         "",
     ]
+    shown_above = {"epsilon_sweep.png", *(pareto_figure_name(r.strategy) for r in c.rows)}
+    figures = [name for name in figures if name not in shown_above]
     if figures:
         parts += ["## Figures", ""]
         parts += [f"![{name}]({name})\n" for name in figures]
@@ -198,8 +392,7 @@ def render_markdown(comparison: Comparison, figures: list[str]) -> str:
         f"{cfg['model']['base_width']}); SGD lr {optim['lr']} cosine to {optim['min_lr']}, momentum "
         f"{optim['momentum']} (Nesterov {optim['nesterov']}), weight decay {optim['weight_decay']}, "
         f"batch {optim['batch_size']}, {optim['epochs']} epochs per trial",
-        f"- meta-gradient: warm-up {weighting['warmup_epochs']} epoch(s), meta batch "
-        f"{weighting['meta_batch_size']}, update every {weighting['update_every']} step(s)",
+        f"- weighting section as run: `{json.dumps(weighting, sort_keys=True)}`",
         f"- seeds of the retrains: {seeds}",
         "",
         "## Versions",
@@ -216,25 +409,15 @@ def render_markdown(comparison: Comparison, figures: list[str]) -> str:
         "## MLflow",
         "",
         f"Tracking URI `{c.tracking_uri}`, experiment `{c.experiment_name}`, comparison run "
-        f"`{c.mlflow_run_id}` (every search's parent run is nested under it). Browse it with",
+        f"`{c.mlflow_run_id}`: under it one run per row, and under each row its search trials "
+        "and its retrains. Browse it with",
         "",
         "```",
-        ui_hint(c.tracking_uri),
+        ui_hint(c.tracking_uri, c.experiment_id),
         "```",
         "",
     ]
     return "\n".join(parts)
-
-
-def _clean_source(comparison: Comparison) -> str:
-    from auxtune.platform.compare import CLEAN_KEYS
-
-    for key in CLEAN_KEYS:
-        if any(
-            key in r.history[-1] for o in comparison.strategies for r in o.retrains if r.history
-        ):
-            return f"{key} at the end of training"
-    return "not reported"
 
 
 def _protocol_text(protocol: str) -> str:
@@ -260,28 +443,102 @@ def _data_text(data: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ results.json
 def results_dict(comparison: Comparison) -> dict[str, Any]:
-    """``results.json``: the whole comparison plus the derived numbers of the table."""
-    data = _finite(dataclasses.asdict(comparison))
-    data["protocol"], data["dataset"] = comparison.protocol, comparison.dataset
-    steps = comparison.step_seconds()
-    for entry, outcome in zip(data["strategies"], comparison.strategies):
-        entry["summary"] = _finite(
+    """``results.json``: per strategy its spend and budget, its retrains' metrics by seed and its
+    paired differences to the reference (``vs_baseline``), plus the whole comparison's settings."""
+    c = comparison
+    strategies = []
+    for row in c.rows:
+        seeds = [r.seed for r in row.retrains]
+        metrics = sorted({*c.metrics, *(k for r in row.retrains for k in r.metrics)})
+        versus = {
+            m: d.as_dict() for m in c.metrics if (d := c.versus_reference(row, m)) is not None
+        }
+        strategies.append(
             {
-                key: dict(zip(("mean", "std"), outcome.stat(key)))
-                for key in ("clean_accuracy", "c15", "c19")
-            }
-            | {
-                "per_corruption": {
-                    c: {"mean": m, "std": s} for c, (m, s) in outcome.per_corruption().items()
+                "strategy": row.strategy,
+                "searched": row.search is not None,
+                "trials": row.trials,
+                "trial_epochs": row.trial_epochs,
+                "budget_trial_epochs": row.budget_trial_epochs,
+                "retrained": row.retrained,
+                "how": row.how,
+                "retrain": {
+                    "seeds": seeds,
+                    **{m: [r.value(m) for r in row.retrains] for m in metrics},
+                    "seconds": [r.seconds for r in row.retrains],
+                    "status": [r.status for r in row.retrains],
                 },
-                "trial_seconds": outcome.trial_seconds,
-                "step_seconds": steps.get(outcome.strategy),
+                "vs_baseline": versus,
+                "summary": {
+                    m: {"mean": e.mean, "ci95": list(e.ci95) if e.ci95 else None, "n": e.n}
+                    for m in metrics
+                    if (e := row.estimate(m)) is not None
+                },
+                "search": _search_dict(row),
+                "mlflow_run_id": row.mlflow_run_id,
             }
         )
-    data["meta_extra_step_seconds"] = comparison.meta_extra_step_seconds()
-    best = comparison.best()
-    data["best_strategy"] = best.strategy if best else None
-    return data
+    leader = c.leader()
+    return _finite(
+        {
+            "name": c.name,
+            "created": c.created,
+            "reference": c.reference,
+            "metric": c.metric,
+            "metrics": list(c.metrics),
+            "higher_is_better": {m: higher_is_better(m) for m in c.metrics},
+            "seeds": list(c.seeds),
+            "budget_trial_epochs": c.budget_trial_epochs,
+            "strategies": strategies,
+            "leader": None
+            if leader is None
+            else {
+                "strategy": leader[0].strategy,
+                "runner_up": leader[1].strategy if leader[1] else None,
+                "vs_runner_up": leader[2].as_dict() if leader[2] else None,
+            },
+            "protocol": c.protocol,
+            "dataset": c.dataset,
+            "config": c.config,
+            "command": c.command,
+            "versions": c.versions,
+            "tracking_uri": c.tracking_uri,
+            "experiment_name": c.experiment_name,
+            "mlflow_run_id": c.mlflow_run_id,
+            "wall_s": c.wall_s,
+            "retrain_wall_s": c.retrain_wall_s,
+        }
+    )
+
+
+def _search_dict(row: Row) -> dict[str, Any] | None:
+    search = row.search
+    if search is None:
+        return None
+    return {
+        "experiment_dir": search.results_path,
+        "mlflow_run_id": search.parent_run_id,
+        "wall_s": search.wall_s,
+        "trial_seconds": row.trial_seconds,
+        "weighting": search.weighting,
+        "best": {
+            "trial_id": search.best.trial_id,
+            "params": search.best.params,
+            "metrics": search.best.metrics,
+        },
+        "trials": [
+            {
+                "trial_id": t.trial_id,
+                "params": t.params,
+                "epochs": t.epochs,
+                "status": t.status,
+                "error": t.error,
+                "history": t.history,
+            }
+            for t in search.trials
+        ],
+        "pareto_front": search.front.as_dict() if search.front is not None else None,
+    }
 
 
 def _finite(value: Any) -> Any:
@@ -301,7 +558,11 @@ def _finite(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------ the directory
 def check_out_dir(out: Path) -> None:
-    """Refuse a destination that exists and is neither empty nor an earlier report."""
+    """Refuse a destination that cannot be written, or that exists and is neither empty nor an
+    earlier report (checked before any search: a report lost after them is hours lost)."""
+    from auxtune.platform.outputs import check_writable
+
+    check_writable(out, "--out", directory=True)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_report(out))):
         raise UserError(
             f"--out {out} exists and is not an auxtune compare report: choose a new directory"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +61,26 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or foreign files
         raise ValueError(
-            f"checkpoint {path} is not an auxtune checkpoint: {err}".splitlines()[0]
+            f"checkpoint {path} is not an auxtune checkpoint ({_load_failure(err)}); auxtune "
+            "reads checkpoints only with torch.load(weights_only=True), which runs no code"
         ) from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} is not an auxtune checkpoint (format {FORMAT})")
     return data
+
+
+def _load_failure(err: Exception) -> str:
+    """The reason in torch's message, without its advice to load with ``weights_only=False``
+    (which would run whatever code a crafted file holds)."""
+    reason = str(err).partition("Check the documentation")[0]
+    reason = reason.rpartition("from a trusted source.")[2]  # torch's advice ends here
+    reason = reason.rpartition("WeightsUnpickler error:")[2]
+    return " ".join(reason.split()) or type(err).__name__
 
 
 def config_of(checkpoint: dict[str, Any]) -> TrainConfig:

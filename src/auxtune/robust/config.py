@@ -1,28 +1,56 @@
-"""Frozen, validated configuration of one training run (pure data, no torch).
+"""Frozen, validated configuration of one training run (pure data; the module imports no torch).
 
 The defaults are the seed paper's (Kim, Lee & Suh) optimizer settings on a small network; the
-presets in ``configs/`` change the network and the budget.
+presets in ``configs/`` change the network and the budget. Task and weighting names are checked
+against their registries (:mod:`auxtune.robust.tasks`, :mod:`auxtune.robust.weighting.registry`),
+read when a config is built: the registries are the only lists of names.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from auxtune.config import check
+from auxtune.config import ConfigError, check, from_dict
 
-#: The seven self-supervised tasks, in a fixed order (the order lambdas are reported in).
-TASK_NAMES: tuple[str, ...] = (
-    "rotation",
-    "colorization",
-    "reconstruction",
-    "blur_reconstruction",
-    "inpainting",
-    "rgb_permutation",
-    "jigsaw",
-)
+if TYPE_CHECKING:
+    from auxtune.robust.weighting.options import MetaValidationOptions, WeightingOptions
+
 DATASETS = ("synthetic", "cifar10", "cifar100")
-WEIGHTINGS = ("fixed", "meta")
+SEED_LIMIT = 2**32  # seeds are in [0, 2**32): what numpy's legacy seeding and torch both take
+
+
+def task_names() -> tuple[str, ...]:
+    """Every registered self-supervised task (:data:`auxtune.robust.tasks.TASKS`)."""
+    from auxtune.robust.tasks import TASKS
+
+    return tuple(TASKS)
+
+
+def check_seed(value: int, field: str) -> None:
+    """Refuse a seed that numpy or torch would reject (negative) or overflow on."""
+    check(0 <= value < SEED_LIMIT, f"{field} = {value} must be in [0, 2**32)")
+
+
+#: OOD test sets (:mod:`auxtune.data.ood`) and detectors (:mod:`auxtune.robust.ood`), by name
+OOD_SETS = ("heldout", "uniform", "gaussian", "cifar100")
+OOD_DETECTORS = ("msp", "max_logit", "energy", "rotation")
+OOD_DETECTOR_TASKS = {"rotation": "rotation"}  # detectors that read an auxiliary task's head
+
+
+def ood_detectors(tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """The OOD detectors a model trained with the auxiliary ``tasks`` supports.
+
+    >>> ood_detectors(("jigsaw",)), ood_detectors(("rotation",))[-1]
+    (('msp', 'max_logit', 'energy'), 'rotation')
+    """
+    return tuple(
+        d for d in OOD_DETECTORS if d not in OOD_DETECTOR_TASKS or OOD_DETECTOR_TASKS[d] in tasks
+    )
 
 
 @dataclass(frozen=True)
@@ -74,69 +102,177 @@ class TasksConfig:
     # pixels; blurred reconstruction's Gaussian (the original's 7/255 px was a no-op)
     blur_sigma: float = 1.0
     decoder_width: int = 256  # first channel count of the 256-128-64 transposed-conv decoders
+    # which forwards move the backbone's BatchNorm running statistics, what evaluation normalises
+    # with: "clean" = the main task's clean batch only (each task's view is normalised by its own
+    # batch statistics and leaves them alone); "every_view" = every task's view too, so they
+    # mostly describe rotated/grey/blurred views the test never shows (auxtune <= 0.1)
+    running_stats: Literal["clean", "every_view"] = "clean"
+    # rotation: one random quarter-turn per image (a view the size of the batch), or all four
+    # quarter-turns of every image (a 4x larger view: the seed paper's code)
+    rotation_all_four: bool = False
+    # a constant factor on a task's loss, by task (1 for tasks not listed): the seed paper's code
+    # multiplies the MSE of reconstruction, blur_reconstruction and inpainting by 30, and sums
+    # colorization's a and b cross-entropies where auxtune averages them (a factor 2)
+    loss_scales: dict[str, float] = field(default_factory=dict)
+    # decoder heads: "auxtune", or "paper", the seed paper's released code: a Linear+ReLU before
+    # the reconstruction, blur_reconstruction and inpainting decoders, no bias on their last
+    # layer, a two-layer inpainting decoder, and inpainting's hole filled white (auxtune: black)
+    decoders: Literal["auxtune", "paper"] = "auxtune"
 
     def __post_init__(self) -> None:
+        valid = task_names()
         for name in self.names:
             check(
-                name in TASK_NAMES,
-                f"tasks.names: unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}",
+                name in valid,
+                f"tasks.names: unknown task {name!r}; valid tasks: {', '.join(valid)}",
             )
         check(len(set(self.names)) == len(self.names), f"tasks.names has duplicates: {self.names}")
         check(self.blur_sigma > 0, f"tasks.blur_sigma = {self.blur_sigma} must be > 0 (pixels)")
         check(self.decoder_width >= 4, f"tasks.decoder_width = {self.decoder_width} must be >= 4")
+        check(
+            self.running_stats in ("clean", "every_view"),
+            f"tasks.running_stats = {self.running_stats!r}; choose clean or every_view",
+        )
+        for task, scale in self.loss_scales.items():
+            check(
+                task in valid,
+                f"tasks.loss_scales: unknown task {task!r}; valid tasks: {', '.join(valid)}",
+            )
+            check(scale > 0, f"tasks.loss_scales.{task} = {scale} must be > 0")
+        check(
+            self.decoders in ("auxtune", "paper"),
+            f"tasks.decoders = {self.decoders!r}; choose auxtune or paper",
+        )
+
+    def loss_scale(self, task: str) -> float:
+        """The constant factor on ``task``'s loss (``loss_scales``, default 1)."""
+        return float(self.loss_scales.get(task, 1.0))
 
 
 @dataclass(frozen=True)
 class WeightingConfig:
     """How the lambdas of L = L_main + sum_i lambda_i L_aux_i are set.
 
-    ``fixed`` keeps ``lambdas`` (or ``init_lambda`` for tasks not listed) constant; ``meta`` starts
-    from them and learns them online with the meta-gradient of Kim, Lee & Suh (Algorithm 1).
+    ``name`` picks a registered weighting (:mod:`auxtune.robust.weighting`); ``lambdas`` (and
+    ``init_lambda`` for tasks it does not name) are the fixed lambdas, or where a learned weighting
+    starts. Each weighting with options owns a section named after it (``weighting.meta.meta_lr``,
+    ``weighting.gradnorm.alpha``): ``sections`` holds them, parsed by the plugin's config class, and
+    plain data spells them in place (``{"name": "gradnorm", "gradnorm": {"alpha": 1.5}}``). The
+    active weighting's section is always there (its defaults unless given).
+
+        >>> cfg = WeightingConfig.create("fixed", lambdas={"rotation": 0.2})
+        >>> cfg.initial_lambdas(("rotation", "jigsaw")), cfg.options
+        ({'rotation': 0.2, 'jigsaw': 0.5}, None)
     """
 
     name: str = "fixed"
     init_lambda: float = 0.5  # every task's lambda unless ``lambdas`` names it
     lambdas: dict[str, float] = field(default_factory=dict)
-    meta_lr: float = 0.01  # beta: step size of the gradient step on lambda
-    warmup_epochs: int = 1  # tau: epochs trained with the initial lambdas before meta updates start
-    update_every: int = 1  # m: meta-update lambda every m steps
-    lambda_max: float | None = None  # upper clamp of lambda (lower clamp is always 0)
-    meta_batch_size: int = 25  # images of each meta-validation batch
-    protocol: Literal["holdout", "paper"] = "holdout"  # where meta-validation images come from
-    # meta's lookahead psi': "sgd" is the paper's psi - alpha*grad; "nesterov" is the optimizer's
-    # actual next step (momentum buffer and weight decay included; scales the hypergradient by 1+mu)
-    lookahead: Literal["sgd", "nesterov"] = "sgd"
+    #: weighting name -> its config section (``config_class`` of the weighting)
+    sections: dict[str, Any] = field(default_factory=dict, metadata={"inline": True})
 
     def __post_init__(self) -> None:
+        from auxtune.robust.weighting.registry import weighting_names
+
+        names = weighting_names()
         check(
-            self.name in WEIGHTINGS,
-            f"weighting.name: unknown strategy {self.name!r}; valid strategies: {', '.join(WEIGHTINGS)}",
+            self.name in names,
+            f"weighting.name: unknown weighting {self.name!r}; valid weightings: {', '.join(names)}",
         )
         check(self.init_lambda >= 0, f"weighting.init_lambda = {self.init_lambda} must be >= 0")
+        valid = task_names()
         for task, value in self.lambdas.items():
             check(
-                task in TASK_NAMES,
-                f"weighting.lambdas: unknown task {task!r}; valid tasks: {', '.join(TASK_NAMES)}",
+                task in valid,
+                f"weighting.lambdas: unknown task {task!r}; valid tasks: {', '.join(valid)}",
             )
             check(value >= 0, f"weighting.lambdas.{task} = {value} must be >= 0")
-        check(self.meta_lr > 0, f"weighting.meta_lr = {self.meta_lr} must be > 0")
-        check(
-            self.warmup_epochs >= 0, f"weighting.warmup_epochs = {self.warmup_epochs} must be >= 0"
-        )
-        check(self.update_every >= 1, f"weighting.update_every = {self.update_every} must be >= 1")
-        check(
-            self.lambda_max is None or self.lambda_max > 0,
-            f"weighting.lambda_max = {self.lambda_max} must be > 0 (or null for no upper bound)",
-        )
-        check(self.meta_batch_size >= 1, "weighting.meta_batch_size must be >= 1")
-        check(
-            self.lookahead in ("sgd", "nesterov"),
-            f"weighting.lookahead = {self.lookahead!r}; choose sgd or nesterov",
-        )
+        object.__setattr__(self, "sections", _parse_sections(self.sections, self.name))
+
+    @classmethod
+    def create(
+        cls,
+        name: str = "fixed",
+        *,
+        init_lambda: float = 0.5,
+        lambdas: Mapping[str, float] | None = None,
+        **options: Any,
+    ) -> WeightingConfig:
+        """``create("gradnorm", alpha=0.5)``: the keyword options fill the weighting's own section."""
+        sections = {name: options} if options else {}
+        return cls(name, init_lambda, dict(lambdas or {}), sections)
+
+    @property
+    def options(self) -> Any:
+        """The active weighting's section (None for a weighting without options)."""
+        return self.sections.get(self.name)
+
+    def section(self, name: str) -> Any:
+        """Weighting ``name``'s section: as configured, else its defaults (None: it has none)."""
+        from auxtune.robust.weighting.registry import weighting_class
+
+        if name in self.sections:
+            return self.sections[name]
+        config_class = weighting_class(name).config_class
+        return None if config_class is None else config_class()
+
+    @property
+    def meta_validation(self) -> MetaValidationOptions | None:
+        """Where the active weighting's meta-validation batches come from, if it needs any."""
+        from auxtune.robust.weighting.registry import weighting_class
+
+        return self.options if weighting_class(self.name).needs_meta_batch else None
 
     def initial_lambdas(self, tasks: tuple[str, ...]) -> dict[str, float]:
         """The starting lambda of each task in ``tasks``."""
         return {t: float(self.lambdas.get(t, self.init_lambda)) for t in tasks}
+
+
+def _parse_sections(raw: Mapping[str, Any], active: str) -> dict[str, WeightingOptions]:
+    """Each plugin section parsed by its weighting's config class; old flat keys moved into the
+    section that declares them (with a deprecation note); the active weighting's section added."""
+    from auxtune.robust.weighting.options import OptionError
+    from auxtune.robust.weighting.registry import WEIGHTINGS, weighting_class
+
+    owners = {c.name: c.config_class for c in WEIGHTINGS.values() if c.config_class is not None}
+    legacy = {key: name for name, c in owners.items() for key in c.legacy_keys}
+    given: dict[str, Any] = {}
+    moved: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        if key in owners:
+            given[key] = value
+        elif key in legacy:
+            moved.setdefault(legacy[key], {})[key] = value
+        else:
+            valid = ["init_lambda", "lambdas", "name", *owners]
+            raise ConfigError(f"unknown config key weighting.{key}; valid keys: {', '.join(valid)}")
+    for name, values in moved.items():
+        keys = ", ".join(f"weighting.{k}" for k in values)
+        warnings.warn(
+            f"{keys}: deprecated flat keys, read as weighting.{name}.<key>; write them there",
+            FutureWarning,
+            stacklevel=4,
+        )
+        nested = given.get(name) or {}
+        if isinstance(nested, Mapping):  # keys spelt in the section win over flat ones
+            given[name] = {**values, **nested}
+    config_class = weighting_class(active).config_class
+    if config_class is not None and active not in given:
+        given[active] = config_class()
+    sections = {}
+    for name, value in given.items():
+        config_class = owners[name]
+        try:
+            section = (
+                value
+                if isinstance(value, config_class)
+                else from_dict(config_class, value, f"weighting.{name}")
+            )
+        except OptionError as err:
+            raise ConfigError(f"weighting.{name}.{err}") from None
+        section.check_search(f"weighting.{name}")
+        sections[name] = section
+    return sections
 
 
 @dataclass(frozen=True)
@@ -166,6 +302,14 @@ class DataConfig:
             check(getattr(self, name) >= 1, f"data.{name} = {getattr(self, name)} must be >= 1")
         check(self.holdout >= 0, f"data.holdout = {self.holdout} must be >= 0")
         check(self.c_images_per_block >= 0, "data.c_images_per_block must be >= 0 (0 = all)")
+        check_seed(self.seed, "data.seed")
+        if self.dataset == "synthetic" and not self.corruptions_dir:  # else: known from files
+            check(
+                self.c_images_per_block <= self.num_test,
+                f"data.c_images_per_block = {self.c_images_per_block} is more than the "
+                f"data.num_test = {self.num_test} images of each corrupted block; use at most "
+                "that, or 0 for all",
+            )
 
 
 @dataclass(frozen=True)
@@ -179,9 +323,199 @@ class RuntimeConfig:
     threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
 
     def __post_init__(self) -> None:
-        ok = self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
+        ok = self.device in ("auto", "cpu", "cuda") or _is_cuda_index(self.device)
         check(ok, f"runtime.device = {self.device!r}; choose auto, cpu, cuda or cuda:N")
         check(self.threads >= 0, f"runtime.threads = {self.threads} must be >= 0")
+
+
+def _is_cuda_index(device: str) -> bool:
+    index = device.removeprefix("cuda:")
+    return device.startswith("cuda:") and index.isascii() and index.isdigit()
+
+
+THREAT_MODELS = ("linf", "l2")
+#: attack names of ``adversarial.final_attacks`` and ``auxtune evaluate --attack``
+ATTACK_NAME = re.compile(r"(art-)?pgd[1-9][0-9]*|apgd|autoattack")
+ATTACK_FORMS = (
+    "pgd<K> (ours: K steps, random start), art-pgd<K> (ART's PGD), apgd (ART: APGD-CE + "
+    "APGD-DLR), autoattack (ART: APGD-CE, APGD-DLR, DeepFool, Square)"
+)
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """PGD adversarial training (Madry et al.) and the attacks a run is evaluated with.
+
+    ``train``: every step trains on PGD examples. ``evaluate``: report accuracy under attack
+    (every epoch ``val_adv_accuracy``, at the end ``final_attacks`` and the epsilon sweep); always on
+    when ``train`` is, so ``evaluate=true`` alone is normal training measured under attack. Distances are in pixel units of images in
+    [0, 1] before the network's standardisation: CIFAR's L-infinity radius is 8/255 = 0.0314,
+    its usual L2 radius 0.5 (set it with ``threat_model=l2``: the default is the L-infinity one).
+    See :mod:`auxtune.robust.adversarial` for the attack's loss and the auxiliary heads' view.
+    """
+
+    train: bool = False  # PGD adversarial training
+    evaluate: bool = False  # the attack metrics without adversarial training (implied by train)
+    threat_model: Literal["linf", "l2"] = "linf"
+    epsilon: float = 8 / 255  # radius of the threat model, pixel units of [0, 1] images
+    steps: int = 10  # PGD steps of the training attack and of the per-epoch val_adv_accuracy
+    # per PGD step, pixel units; null = 2.5 * epsilon / steps (Madry et al.'s rule: 2/255 here)
+    step_size: float | None = None
+    random_start: bool = True  # start uniformly inside the ball (Madry et al.), not at x
+    attack_loss: Literal["main", "total"] = "main"  # what the attack maximises (total: + lambdas)
+    aux_view: Literal["clean", "adversarial"] = "adversarial"  # what the auxiliary heads see
+    val_images: int = 200  # fixed validation images attacked after every epoch (val_adv_accuracy)
+    test_images: int = 0  # test images attacked at the end (final_attacks, sweep); 0 = all
+    # attacks on the test images at the end, each reported as adv_<name>_accuracy
+    final_attacks: tuple[str, ...] = ("pgd20", "pgd100")
+    restarts: int = 1  # random restarts of the final attacks (worst case per image)
+    # test radii of the final epsilon sweep, as multiples of epsilon (0 = clean accuracy)
+    sweep: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+    def __post_init__(self) -> None:
+        check(
+            self.threat_model in THREAT_MODELS,
+            f"adversarial.threat_model = {self.threat_model!r}; choose linf or l2",
+        )
+        check(
+            self.attack_loss in ("main", "total"),
+            f"adversarial.attack_loss = {self.attack_loss!r}; choose main or total",
+        )
+        check(
+            self.aux_view in ("clean", "adversarial"),
+            f"adversarial.aux_view = {self.aux_view!r}; choose clean or adversarial",
+        )
+        top = 1.0 if self.threat_model == "linf" else math.inf
+        check(
+            0 < self.epsilon <= top,
+            f"adversarial.epsilon = {self.epsilon} must be > 0"
+            + (
+                " and <= 1 (pixel units of [0, 1] images; CIFAR's is 8/255 = 0.0314)"
+                if top == 1
+                else ""
+            ),
+        )
+        check(self.steps >= 1, f"adversarial.steps = {self.steps} must be >= 1")
+        check(
+            self.step_size is None or self.step_size > 0,
+            f"adversarial.step_size = {self.step_size} must be > 0 (or null for 2.5 * epsilon / steps)",
+        )
+        check(self.val_images >= 1, f"adversarial.val_images = {self.val_images} must be >= 1")
+        check(
+            self.test_images >= 0,
+            f"adversarial.test_images = {self.test_images} must be >= 0 (0 = all)",
+        )
+        for name in self.final_attacks:
+            check(
+                ATTACK_NAME.fullmatch(name) is not None,
+                f"adversarial.final_attacks: unknown attack {name!r}; valid: {ATTACK_FORMS}",
+            )
+        check(self.restarts >= 1, f"adversarial.restarts = {self.restarts} must be >= 1")
+        check(
+            len(self.sweep) > 0 and all(m >= 0 for m in self.sweep),
+            f"adversarial.sweep = {list(self.sweep)} must list multiples of epsilon >= 0",
+        )
+        check(
+            len(set(self.sweep)) == len(self.sweep),
+            f"adversarial.sweep has duplicates: {list(self.sweep)}",
+        )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether runs report accuracy under attack (``train`` or ``evaluate``)."""
+        return self.train or self.evaluate
+
+    @property
+    def pgd_step_size(self) -> float:
+        """The training attack's step: ``step_size``, or 2.5 * epsilon / steps when unset."""
+        return self.step_size if self.step_size is not None else 2.5 * self.epsilon / self.steps
+
+
+@dataclass(frozen=True)
+class LabelNoiseConfig:
+    """Corrupted training labels, a trusted clean fraction, and Gold Loss Correction.
+
+    A ``trusted_fraction`` of the training split (stratified by class) keeps its clean labels;
+    every other label of the train, val and holdout splits is redrawn from row ``y`` of the
+    corruption matrix C (the test split stays clean). ``uniform`` (the GLC paper's): with
+    probability ``rate`` a class drawn uniformly from all K, C = (1 - p) I + p/K 11^T; ``pair``
+    (pair flip): class c becomes c + 1 mod K with probability ``rate``. ``glc`` (Hendrycks,
+    Mazeika, Wilson & Gimpel 2018) first trains a model on the untrusted images, estimates C from
+    its softmax on the trusted images, then trains the model that is kept with the corrected loss.
+    """
+
+    rate: float = 0.0  # corruption strength p; 0 = clean labels
+    kind: Literal["uniform", "pair"] = "uniform"
+    trusted_fraction: float = 0.0  # of the training split, per class; their labels stay clean
+    correction: Literal["none", "glc"] = "none"
+    seed: int = 0  # the noise and the trusted images (independent of the training seed)
+
+    def __post_init__(self) -> None:
+        check(0 <= self.rate < 1, f"label_noise.rate = {self.rate} must be in [0, 1)")
+        check(
+            0 <= self.trusted_fraction < 1,
+            f"label_noise.trusted_fraction = {self.trusted_fraction} must be in [0, 1)",
+        )
+        check(
+            self.correction != "glc" or self.trusted_fraction > 0,
+            f"label_noise.trusted_fraction = {self.trusted_fraction}: correction glc estimates the "
+            "corruption matrix from trusted images; set a fraction in (0, 1), e.g. 0.05",
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether the labels or the training change at all (else the splits are used as given)."""
+        return self.rate > 0 or self.trusted_fraction > 0 or self.correction != "none"
+
+
+@dataclass(frozen=True)
+class OODConfig:
+    """Out-of-distribution detection: classes kept out of training, and what a trial is scored on.
+
+    ``test_classes`` and ``val_classes`` (class indices of the dataset) are removed from every
+    split; the remaining classes are renumbered 0..K'-1. A trial scores each epoch how well the
+    detectors tell the val split from the ``val_classes`` images (``val_ood_auroc``: leak-free,
+    for these are other classes than the test ones) and, at its end, the test split against each
+    of ``sets``: ``heldout`` (the ``test_classes`` images of the test split), ``uniform`` and
+    ``gaussian`` noise images, ``cifar100`` (its test split, e.g. against a cifar10 model).
+    ``detector`` names the headline score (``val_ood_auroc``, ``ood_auroc``, ...); every detector
+    the model supports is reported as well.
+    """
+
+    test_classes: tuple[int, ...] = ()
+    val_classes: tuple[int, ...] = ()
+    sets: tuple[str, ...] = ()
+    detector: str = "msp"  # msp | max_logit | energy | rotation (needs the rotation task)
+
+    def __post_init__(self) -> None:
+        held_out = (*self.test_classes, *self.val_classes)
+        check(all(c >= 0 for c in held_out), f"ood: class indices {list(held_out)} must be >= 0")
+        check(
+            len(set(held_out)) == len(held_out),
+            f"ood.test_classes {list(self.test_classes)} and ood.val_classes "
+            f"{list(self.val_classes)} must not repeat a class",
+        )
+        for name in self.sets:
+            check(
+                name in OOD_SETS,
+                f"ood.sets: unknown set {name!r}; valid sets: {', '.join(OOD_SETS)}",
+            )
+        check(len(set(self.sets)) == len(self.sets), f"ood.sets has duplicates: {self.sets}")
+        check(
+            "heldout" not in self.sets or bool(self.test_classes),
+            "ood.sets lists heldout, the images of ood.test_classes, but ood.test_classes is "
+            "empty: name the classes to hold out, e.g. ood.test_classes=[8,9]",
+        )
+        check(
+            self.detector in OOD_DETECTORS,
+            f"ood.detector: unknown detector {self.detector!r}; valid detectors: "
+            f"{', '.join(OOD_DETECTORS)}",
+        )
+
+    @property
+    def held_out_classes(self) -> tuple[int, ...]:
+        """Every class kept out of training, in increasing order."""
+        return tuple(sorted((*self.test_classes, *self.val_classes)))
 
 
 @dataclass(frozen=True)
@@ -195,16 +529,44 @@ class TrainConfig:
     tasks: TasksConfig = field(default_factory=TasksConfig)
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    label_noise: LabelNoiseConfig = field(default_factory=LabelNoiseConfig)
+    ood: OODConfig = field(default_factory=OODConfig)
 
     def __post_init__(self) -> None:
+        check_seed(self.seed, "seed")
+        check_seed(self.label_noise.seed, "label_noise.seed")
+        if self.data.dataset == "synthetic":  # CIFAR's split sizes are checked when it is read
+            check(
+                self.optim.batch_size <= self.data.num_train,
+                f"optim.batch_size = {self.optim.batch_size} is more than the data.num_train = "
+                f"{self.data.num_train} training images, so no batch fits; lower it or raise "
+                "data.num_train",
+            )
+        self._check_ood()
         for task in self.weighting.lambdas:
             check(
                 task in self.tasks.names,
                 f"weighting.lambdas.{task} is set but {task!r} is not in tasks.names {list(self.tasks.names)}",
             )
-        nesterov = self.optim.nesterov or self.optim.momentum == 0
+        if self.weighting.options is not None:
+            self.weighting.options.check_with(self)
+
+    def _check_ood(self) -> None:
+        needs = OOD_DETECTOR_TASKS.get(self.ood.detector)
         check(
-            self.weighting.lookahead == "sgd" or nesterov,
-            "weighting.lookahead = 'nesterov' models the Nesterov step but optim.nesterov = false; "
-            "set optim.nesterov=true or weighting.lookahead=sgd",
+            needs is None or needs in self.tasks.names,
+            f"ood.detector = {self.ood.detector!r} scores with the {needs} head, but tasks.names = "
+            f"{list(self.tasks.names)} has no {needs} task",
+        )
+        check(
+            "cifar100" not in self.ood.sets or self.data.dataset != "cifar100",
+            "ood.sets lists cifar100, but data.dataset = 'cifar100' trains on it",
+        )
+        spec = self.weighting.meta_validation
+        paper = spec is not None and spec.protocol == "paper"
+        check(
+            not (paper and self.ood.held_out_classes),
+            "ood.test_classes/val_classes hold classes out of training, but the meta-validation "
+            "protocol 'paper' meta-validates on CIFAR-C images of every class; use protocol holdout",
         )

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from auxtune.robust.backbones import WideResNet
+from auxtune.robust.batchnorm import frozen_running_stats
 from auxtune.robust.config import ModelConfig, TasksConfig
 from auxtune.robust.tasks import AuxTask, create_task
 
@@ -25,9 +26,22 @@ class MultiHeadNet(nn.Module):
             {name: create_task(name, self.backbone.num_features, tasks) for name in tasks.names}
         )
         self.num_classes = num_classes
+        self.running_stats = tasks.running_stats
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone.forward_features(images))
+
+    def view_features(self, views: torch.Tensor) -> torch.Tensor:
+        """Backbone features of an auxiliary task's view (rotated, grey, blurred, ...).
+
+        In training the view is normalised by its own batch statistics; unless
+        ``tasks.running_stats`` is ``every_view`` it leaves the running statistics, which
+        evaluation normalises clean images with, to the clean batches of :meth:`forward`.
+        """
+        if self.running_stats == "every_view":
+            return self.backbone.forward_features(views)
+        with frozen_running_stats(self.backbone):
+            return self.backbone.forward_features(views)
 
     def task(self, name: str) -> AuxTask:
         return self.tasks[name]  # type: ignore[return-value]

@@ -15,6 +15,7 @@ returns and save ``state_dict()``; a trainer loaded from that state continues bi
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from auxtune.config import ConfigError
+from auxtune.robust.adversarial import Adversary
 from auxtune.robust.config import RuntimeConfig, TrainConfig
 from auxtune.robust.data_utils import (
     as_tensor,
@@ -31,9 +34,15 @@ from auxtune.robust.data_utils import (
     steps_per_epoch,
     to_model_input,
 )
-from auxtune.robust.device import autocast_factory, memory_format, resolve_device
+from auxtune.robust.device import (
+    autocast_factory,
+    memory_format,
+    resolve_device,
+    usable_threads,
+)
+from auxtune.robust.gold_loss import gold_corrected_loss
 from auxtune.robust.model import MultiHeadNet
-from auxtune.robust.training import train_step
+from auxtune.robust.training import MainLoss, cross_entropy, train_step
 from auxtune.robust.weighting import StepContext, create_weighting
 
 __all__ = ["DivergenceError", "MetaBatchSource", "RuntimeConfig", "Trainer"]
@@ -50,7 +59,11 @@ class MetaBatchSource(Protocol):
 
 
 class Trainer:
-    """Train ``MultiHeadNet`` on uint8 (N, 32, 32, 3) images with the configured weighting."""
+    """Train ``MultiHeadNet`` on uint8 (N, 32, 32, 3) images with the configured weighting.
+
+    With a ``corruption_matrix`` (Gold Loss Correction's C_hat) the main loss is corrected on the
+    images that ``trusted`` does not mark (:mod:`auxtune.robust.gold_loss`).
+    """
 
     def __init__(
         self,
@@ -61,14 +74,26 @@ class Trainer:
         *,
         meta_source: MetaBatchSource | None = None,
         device: torch.device | str | None = None,
+        trusted: np.ndarray | torch.Tensor | None = None,
+        corruption_matrix: np.ndarray | torch.Tensor | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = torch.device(device) if device else resolve_device(cfg.runtime.device)
         if cfg.runtime.threads:
-            torch.set_num_threads(cfg.runtime.threads)
+            torch.set_num_threads(usable_threads(cfg.runtime.threads))
         torch.manual_seed(cfg.seed)
         self.images = as_tensor(images, self.device)
         self.labels = as_tensor(labels, self.device).long()
+        self.trusted = torch.zeros_like(self.labels, dtype=torch.bool)
+        if trusted is not None:
+            self.trusted = as_tensor(trusted, self.device).bool()
+            if self.trusted.shape != self.labels.shape:
+                raise ValueError(
+                    f"trusted marks {len(self.trusted)} images, but {len(self.labels)} are given"
+                )
+        self.corruption_matrix: torch.Tensor | None = None
+        if corruption_matrix is not None:
+            self.corruption_matrix = as_tensor(corruption_matrix, self.device).float()
         self.meta_source = meta_source
         self.num_classes = num_classes
         self.memory_format = memory_format(self.device, cfg.runtime)
@@ -78,8 +103,8 @@ class Trainer:
         if cfg.runtime.compile:
             self.model.backbone.compile()
         self.steps_per_epoch = steps_per_epoch(len(self.images), cfg.optim.batch_size)
-        if self.steps_per_epoch == 0:
-            raise ValueError(
+        if self.steps_per_epoch == 0:  # a config that does not fit the data: a user error
+            raise ConfigError(
                 f"{len(self.images)} training images make no batch of optim.batch_size="
                 f"{cfg.optim.batch_size}; lower the batch size or use more data"
             )
@@ -94,6 +119,12 @@ class Trainer:
             self.optimizer, T_max=cfg.optim.epochs * self.steps_per_epoch, eta_min=cfg.optim.min_lr
         )
         self.weighting = create_weighting(cfg.weighting, cfg.tasks.names)
+        if self.weighting.needs_meta_batch and meta_source is None:
+            raise ValueError(
+                f"weighting.name={cfg.weighting.name} learns from meta-validation batches: give "
+                "the Trainer a meta_source (auxtune.data.meta_validation.meta_validation_source)"
+            )
+        self.adversary = Adversary.from_config(cfg.adversarial)  # None unless adversarial.train
         self.shuffle = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed
@@ -110,7 +141,7 @@ class Trainer:
         start = time.perf_counter()
         for index in epoch_batches(len(self.images), self.cfg.optim.batch_size, self.shuffle):
             index = index.to(self.device)
-            metrics = self._step(self.images[index], self.labels[index])
+            metrics = self._step(self.images[index], self.labels[index], self.trusted[index])
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value
                 last[key] = value
@@ -121,7 +152,9 @@ class Trainer:
         self.epoch += 1
         return result
 
-    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def _step(
+        self, images: torch.Tensor, labels: torch.Tensor, trusted: torch.Tensor
+    ) -> dict[str, Any]:
         x = to_model_input(images)
         if self.cfg.data.augment:
             x = random_crop_flip(x)
@@ -134,16 +167,33 @@ class Trainer:
             meta_batch=self._meta_batch_getter(self.step),
             autocast=self.autocast,
         )
-        metrics = train_step(self.model, self.optimizer, self.weighting, x, labels, ctx)
+        main_loss = self._main_loss(trusted)
+        metrics = train_step(
+            self.model,
+            self.optimizer,
+            self.weighting,
+            x,
+            labels,
+            ctx,
+            adversary=self.adversary,
+            main_loss=main_loss,
+        )
         self.scheduler.step()
         self.step += 1
         return metrics
+
+    def _main_loss(self, trusted: torch.Tensor) -> MainLoss:
+        if self.corruption_matrix is None:
+            return cross_entropy
+        return functools.partial(
+            gold_corrected_loss, trusted=trusted, matrix=self.corruption_matrix
+        )
 
     def _meta_batch_getter(
         self, step: int
     ) -> Callable[[], tuple[torch.Tensor, torch.Tensor]] | None:
         source = self.meta_source
-        if source is None:
+        if source is None or not self.weighting.needs_meta_batch:
             return None
 
         def get() -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,7 +250,7 @@ class Trainer:
         rng: dict[str, Any] = {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
+        state = {
             "epoch": self.epoch,
             "step": self.step,
             "model": self.model.state_dict(),
@@ -209,6 +259,9 @@ class Trainer:
             "weighting": self.weighting.state_dict(),
             "rng": rng,
         }
+        if self.corruption_matrix is not None:  # GLC's C_hat: a resume must not re-estimate it
+            state["corruption_matrix"] = self.corruption_matrix
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any], *, weighting: bool = True) -> None:
         """Restore ``state``; ``weighting=False`` keeps this trainer's lambdas (a PBT exploit)."""
@@ -218,6 +271,8 @@ class Trainer:
         if weighting:
             self.weighting.load_state_dict(state["weighting"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        if "corruption_matrix" in state:
+            self.corruption_matrix = state["corruption_matrix"].to(self.device)
         torch.set_rng_state(state["rng"]["torch"])
         self.shuffle.set_state(state["rng"]["shuffle"])
         if "cuda" in state["rng"] and self.device.type == "cuda":

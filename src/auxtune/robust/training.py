@@ -2,11 +2,20 @@
 
 losses = {"main": CE(f(x), y), task: L_task(head(f(T_task(x))), target) for each task}
 L = losses["main"] + sum_i lambda_i * losses[task_i]     (weighting.weighted_sum)
+
+Every loss has its own forward pass (disjoint graphs: the meta-gradient takes one gradient per
+loss at the cost of one backward in all); by default only the clean main forward moves the
+BatchNorm running statistics (``tasks.running_stats``).
+
+With an ``adversary`` (adversarial training), x is first replaced by its PGD example for the main
+head and, per ``adversarial.aux_view``, for the tasks' views (:mod:`auxtune.robust.adversarial`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn import functional as F
@@ -14,16 +23,36 @@ from torch.nn import functional as F
 from auxtune.robust.model import MultiHeadNet
 from auxtune.robust.weighting import MAIN, StepContext, Weighting
 
+if TYPE_CHECKING:
+    from auxtune.robust.adversarial import Adversary
+
+#: (logits, labels) -> the main task's scalar loss
+MainLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The main loss unless a label correction replaces it (in float32 under bf16 autocast)."""
+    return F.cross_entropy(logits.float(), labels)
+
 
 def compute_losses(
-    model: MultiHeadNet, images: torch.Tensor, labels: torch.Tensor
+    model: MultiHeadNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    aux_images: torch.Tensor | None = None,
+    *,
+    main_loss: MainLoss = cross_entropy,
 ) -> dict[str, torch.Tensor]:
-    """Main cross-entropy plus each task's loss on its own view of the same batch."""
-    losses = {MAIN: F.cross_entropy(model(images).float(), labels)}
+    """Main loss (cross-entropy unless a label correction replaces it) plus each task's loss on
+    its own view of the same batch (of ``aux_images`` when given: adversarial training's clean or
+    adversarial view)."""
+    losses = {MAIN: main_loss(model(images), labels)}
+    views = images if aux_images is None else aux_images
     for name, task in model.tasks.items():
-        inputs, targets = task.make_inputs(images)  # type: ignore[operator]
-        features = model.backbone.forward_features(inputs)
-        losses[name] = task.loss(task(features), targets)  # type: ignore[operator]
+        inputs, targets = task.make_inputs(views)  # type: ignore[operator]
+        features = model.view_features(inputs)
+        # loss_scale: a constant from tasks.loss_scales (the paper's code weighs MSEs by 30)
+        losses[name] = task.loss_scale * task.loss(task(features), targets)  # type: ignore[operator]
     return losses
 
 
@@ -34,11 +63,44 @@ def train_step(
     images: torch.Tensor,
     labels: torch.Tensor,
     ctx: StepContext,
+    adversary: Adversary | None = None,
+    main_loss: MainLoss = cross_entropy,
 ) -> dict[str, Any]:
     """One update; returns the detached losses under ``loss/<name>`` and the weighting's metrics."""
     optimizer.zero_grad(set_to_none=True)
+    aux_images = None
+    if adversary is not None:  # the attack first: a replay (recompute_losses) reuses its examples
+        with ctx.autocast() if ctx.autocast else torch.enable_grad():
+            images, aux_images = adversary(model, images, labels, weighting.lambdas)
+    ctx.recompute_losses = replayable(model, images, labels, ctx.autocast, aux_images, main_loss)
     with ctx.autocast() if ctx.autocast else torch.enable_grad():
-        losses = compute_losses(model, images, labels)
+        losses = compute_losses(model, images, labels, aux_images, main_loss=main_loss)
     metrics = weighting.backward(losses, ctx)
     optimizer.step()
     return {**{f"loss/{k}": v.detach() for k, v in losses.items()}, **metrics}
+
+
+def replayable(
+    model: MultiHeadNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    autocast: Callable[[], Any] | None,
+    aux_images: torch.Tensor | None = None,
+    main_loss: MainLoss = cross_entropy,
+) -> Callable[[], dict[str, torch.Tensor]]:
+    """``compute_losses`` as it is about to run now, to run again later: the task transforms draw
+    the same random numbers (the RNG state is replayed), and the global RNG stream moves on as if
+    the replay never happened."""
+    devices = [images.device] if images.is_cuda else []
+    cpu_state = torch.get_rng_state()
+    device_state = [torch.cuda.get_rng_state(d) for d in devices]
+
+    def again() -> dict[str, torch.Tensor]:
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(cpu_state)
+            for device, state in zip(devices, device_state):
+                torch.cuda.set_rng_state(state, device)
+            with autocast() if autocast else contextlib.nullcontext():
+                return compute_losses(model, images, labels, aux_images, main_loss=main_loss)
+
+    return again

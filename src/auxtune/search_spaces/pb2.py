@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.tune.schedulers.pb2 import PB2
-
+from auxtune.search_spaces._population import ResumablePB2
 from auxtune.search_spaces.base import SearchPlan, lambda_domains
 
 
 def plan(exp: Any, num_trials: int) -> SearchPlan:
     bounds = [exp.search.lambda_low, exp.search.lambda_high]
-    scheduler = PB2(
+    scheduler = ResumablePB2(
         time_attr="training_iteration",
         metric=exp.search.metric,
         mode="max",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.tune.schedulers import PopulationBasedTraining
-
+from auxtune.search_spaces._population import ResumablePBT
 from auxtune.search_spaces.base import SearchPlan, lambda_domains
 
 
 def plan(exp: Any, num_trials: int) -> SearchPlan:
-    scheduler = PopulationBasedTraining(
+    scheduler = ResumablePBT(
         time_attr="training_iteration",
         metric=exp.search.metric,
         mode="max",

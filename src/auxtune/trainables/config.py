@@ -4,21 +4,23 @@ A trial config (Tune's ``config`` dict) may hold
 
 - ``lambda``: ``{task: value}`` (Tune shows it as ``lambda/<task>``), or ``lambdas`` (same), or
   flat ``lambda/<task>`` keys;
-- ``meta_lr``: beta of the meta-gradient weighting;
 - ``seed``: the training seed (model init, data order, task transforms), e.g. compare's retrains;
-- dotted keys of the training config (``"optim.lr": 0.05``) for anything else.
+- dotted keys of the training config for anything else: ``"optim.lr": 0.05``, a weighting and its
+  hyperparameters (``"weighting.name": "gradnorm"``, ``"weighting.gradnorm.alpha": 0.5``); a None
+  value leaves its key as configured (a grid over strategies can give each only its own keys).
+- ``overrides``: more dotted keys gathered in one mapping (compare's retrains and variants:
+  ``{"overrides": {"tasks.names": []}}``), applied last.
 
 Pure functions, no Ray: the driver (MLflow params, artifacts) and the trials use the same ones.
 
     >>> from auxtune.robust.config import TasksConfig, TrainConfig
     >>> base = TrainConfig(tasks=TasksConfig(names=("rotation", "jigsaw")))
-    >>> cfg = trial_train_config(base, {"lambda": {"rotation": 0.2, "jigsaw": 0.7}, "meta_lr": 0.05})
-    >>> cfg.weighting.lambdas, cfg.weighting.meta_lr
-    ({'rotation': 0.2, 'jigsaw': 0.7}, 0.05)
-    >>> trial_train_config(base, {"seed": 3}).seed
-    3
-    >>> chosen_params({"lambda": {"rotation": 0.2}, "meta_lr": 0.05})
-    {'lambda/rotation': 0.2, 'meta_lr': 0.05}
+    >>> choice = {"lambda": {"rotation": 0.2}, "optim.lr": 0.05, "seed": 3}
+    >>> cfg = trial_train_config(base, choice)
+    >>> cfg.weighting.lambdas, cfg.optim.lr, cfg.seed
+    ({'rotation': 0.2}, 0.05, 3)
+    >>> chosen_params(choice)
+    {'lambda/rotation': 0.2, 'optim.lr': 0.05, 'seed': 3}
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from auxtune.config import ConfigError, apply_overrides, from_dict, to_dict
+from auxtune.config import ConfigError, from_dict, set_dotted, to_dict
 from auxtune.robust.config import TrainConfig
 
 
@@ -46,7 +48,7 @@ def trial_lambdas(config: Mapping[str, Any]) -> dict[str, float]:
 def trial_train_config(
     base: TrainConfig, config: Mapping[str, Any], *, threads: int | None = None
 ) -> TrainConfig:
-    """``base`` with the trial's lambdas, ``meta_lr`` and dotted overrides applied (validated)."""
+    """``base`` with the trial's lambdas, seed and dotted keys applied (validated)."""
     data = to_dict(base)
     lambdas = trial_lambdas(config)
     unknown = [task for task in lambdas if task not in base.tasks.names]
@@ -57,31 +59,41 @@ def trial_train_config(
         )
     if lambdas:
         data["weighting"]["lambdas"] = {**data["weighting"]["lambdas"], **lambdas}
-    if "meta_lr" in config:
-        data["weighting"]["meta_lr"] = float(config["meta_lr"])
     if "seed" in config:
         data["seed"] = int(config["seed"])
-    overrides = [f"{k}={v}" for k, v in config.items() if "." in k and not k.startswith("lambda")]
-    data = apply_overrides(data, overrides)
+    for key, value in dotted_overrides(config).items():
+        if value is not None:
+            set_dotted(data, key, value)
     if threads is not None:
         data["runtime"]["threads"] = threads
     return from_dict(TrainConfig, data)
 
 
+def dotted_overrides(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial config's dotted training-config keys: top-level ones, then ``overrides``."""
+    found = {k: v for k, v in config.items() if "." in k and not k.startswith("lambda")}
+    found.update(config.get("overrides") or {})
+    return found
+
+
 def chosen_params(config: Mapping[str, Any]) -> dict[str, float | str]:
-    """What the strategy chose, flat: ``lambda/<task>``, ``meta_lr``, dotted overrides."""
+    """What the strategy chose, flat: ``lambda/<task>`` and the dotted keys."""
     params: dict[str, float | str] = {f"lambda/{t}": v for t, v in trial_lambdas(config).items()}
     for key, value in config.items():
-        if key in ("lambda", "lambdas") or key.startswith("lambda/"):
+        if key in ("lambda", "lambdas", "overrides") or key.startswith("lambda/"):
             continue
+        params[key] = value if isinstance(value, (int, float, str)) else str(value)
+    for key, value in (config.get("overrides") or {}).items():
         params[key] = value if isinstance(value, (int, float, str)) else str(value)
     return params
 
 
 def lambdas_key(cfg: TrainConfig) -> dict[str, Any]:
-    """What a checkpoint records of the search's choice; a restore that differs is a PBT exploit."""
+    """What a checkpoint records of the search's choice; a restore that differs is a PBT exploit.
+
+    Plain JSON data: the initial lambdas, the weighting and its options."""
     return {
         "lambdas": cfg.weighting.initial_lambdas(cfg.tasks.names),
-        "meta_lr": cfg.weighting.meta_lr,
         "weighting": cfg.weighting.name,
+        "options": to_dict(cfg.weighting.options),
     }

@@ -1,8 +1,11 @@
 """The 19 CIFAR-10-C corruptions, batched on torch tensors (CPU or CUDA) and seeded.
 
 Parameters per severity follow Hendrycks & Dietterich's CIFAR script (see shared/CIFAR_C.md);
-`corruption_parameters` shows them. Frost uses a procedural texture instead of photographs and
-the ImageMagick motion blur is re-implemented, so those two only resemble the released files.
+`corruption_parameters` shows them. Frost uses a procedural texture with the colour and contrast
+of the original's photographs instead of the photographs, and the ImageMagick motion blur is
+re-implemented, so those two only resemble the released files. How much each corruption changes
+natural images, per severity, is in `reference_change` (the original's figures, which tests hold
+these implementations to).
 
 >>> images = sample_images(4)
 >>> corrupt(images, "fog", 3, seed=1).shape
@@ -22,7 +25,7 @@ import torch
 # Importing the family modules fills the registry.
 from auxtune.data.corruptions import _blur, _digital, _noise, _weather  # noqa: F401
 from auxtune.data.corruptions._registry import REGISTRY, SEVERITIES
-from auxtune.data.corruptions._samples import sample_images
+from auxtune.data.corruptions._samples import natural_images, sample_images
 
 STANDARD_CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
@@ -120,5 +123,6 @@ __all__ = [
     "corrupt",
     "corruption_parameters",
     "is_stochastic",
+    "natural_images",
     "sample_images",
 ]

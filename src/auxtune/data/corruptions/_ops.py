@@ -131,11 +131,6 @@ def correlate2d(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
     return apply_operator(x, correlation_operator(key, *x.shape[-2:], mode))
 
 
-def box_blur3(x: Tensor) -> Tensor:
-    """OpenCV's cv2.blur(x, (3, 3)): 3x3 mean with BORDER_REFLECT_101."""
-    return correlate2d(x, torch.full((3, 3), 1 / 9), "mirror")
-
-
 def grey(x: Tensor) -> Tensor:
     """(N, 3, H, W) -> (N, 1, H, W) luma."""
     weights = torch.tensor(LUMA, device=x.device, dtype=x.dtype)

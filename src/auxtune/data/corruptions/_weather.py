@@ -5,12 +5,18 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Generator, Tensor
 
-from auxtune.data.corruptions._ops import (
+from auxtune.data.corruptions._edges import (
     box_blur3,
+    canny,
+    chamfer_distance,
+    emboss,
+    equalize_histogram,
+)
+from auxtune.data.corruptions._ops import (
     clipped_zoom,
-    correlate2d,
     gaussian_filter,
     grey,
     motion_blur,
@@ -43,12 +49,25 @@ def snow(x: Tensor, p, gen: Generator) -> Tensor:
     return x + flakes + flakes.flip(-2, -1)  # the flip adds a second layer of flakes
 
 
-# The original adds a random 32x32 crop of one of six photographs of frost (scaled to 20%). No
-# image files here: each batch draws a few frost sheets (a rough fractal haze plus thin bright
-# ice needles, tinted blue-white like the photographs) and every image takes a random crop of one.
-FROST_SHEETS = 4  # per batch of up to CHUNK images (the original had six photographs)
+# The original adds a random 32x32 crop of one of five photographs of frost (it lists six but
+# draws np.random.randint(5)), scaled to 20%. No image files here: each batch draws one frost
+# sheet per photograph, a texture with that photograph's colour and contrast (a fractal haze plus
+# thin bright ice needles), and every image takes a random crop of a random sheet. What the
+# corruption does to an image's pixels depends on the frost's brightness and contrast, not its
+# shapes: matching them makes its change match the original's (reference_change.py).
+# Mean RGB and standard deviation within a 32x32 crop (RGB), grey levels, measured on 10,000
+# random crops of each resized photograph (CIFAR_C.md).
+FROST_PHOTOGRAPHS = (
+    ((77, 148, 165), (16, 10, 10)),
+    ((199, 203, 213), (12, 13, 13)),
+    ((198, 203, 212), (12, 13, 13)),
+    ((143, 158, 171), (14, 14, 16)),
+    ((103, 115, 126), (24, 24, 23)),
+)
 FROST_SHEET_SIZE = 128  # pixels, a power of two for the plasma fractal
-FROST_TINT = (0.82, 0.90, 1.0)  # RGB
+CROP = 32  # pixels: the contrast the photographs' statistics describe is within a crop this size
+HAZE_DECAY = 2.0  # plasma fractal wibble decay: fine grain over a gentle large-scale swell
+HAZE_WEIGHT = 0.7  # of the haze against the needles, before both are scaled to the contrast
 NEEDLES_PER_PIXEL = 1 / 64
 NEEDLE_LENGTH = (3.0, 14.0)  # pixels
 NEEDLE_WIDTH = 0.6  # pixels, sigma of the Gaussian cross-section
@@ -56,17 +75,35 @@ NEEDLE_WIDTH = 0.6  # pixels, sigma of the Gaussian cross-section
 
 @register("frost", image_weight=(1, 1, 0.9, 0.85, 0.75), frost_weight=(0.2, 0.3, 0.4, 0.4, 0.45))
 def frost(x: Tensor, p, gen: Generator) -> Tensor:
-    sheets = frost_texture(FROST_SHEETS, FROST_SHEET_SIZE, gen, x.device)
+    sheets = frost_sheets(FROST_SHEET_SIZE, gen, x.device)
     return p.image_weight * x + p.frost_weight * _random_crops(sheets, len(x), x.shape[-1], gen)
 
 
+def frost_sheets(size: int, gen: Generator, device: torch.device) -> Tensor:
+    """(5, 3, size, size) in [0, 1]: one sheet per photograph, with its mean colour and, within
+    any 32x32 crop, its standard deviation per channel (ice lightens all channels together)."""
+    photographs = torch.tensor(FROST_PHOTOGRAPHS, device=device) / 255  # (5, mean|std, 3)
+    mean, std = photographs[:, 0, :, None, None], photographs[:, 1, :, None, None]
+    texture = frost_texture(len(FROST_PHOTOGRAPHS), size, gen, device)[:, None]
+    return (mean + std * texture).clamp(0, 1)
+
+
 def frost_texture(n: int, size: int, gen: Generator, device: torch.device) -> Tensor:
-    """(n, 3, size, size) frost-like texture in [0, 1], mean about 0.45."""
-    haze = plasma_fractal(n, size, 1.6, gen, device)  # low decay: fine, grainy detail
-    needles = _ice_needles(n, size, gen, device)
-    brightness = (0.15 + 0.5 * haze + 0.7 * needles).clamp(0, 1)
-    tint = torch.tensor(FROST_TINT, device=device)
-    return brightness[:, None] * tint[None, :, None, None]
+    """(n, size, size) frost pattern with mean 0 and, averaged over its 32x32 crops, standard
+    deviation 1 within a crop."""
+    haze = plasma_fractal(n, size, HAZE_DECAY, gen, device)
+    texture = HAZE_WEIGHT * haze + _ice_needles(n, size, gen, device)
+    texture = texture - texture.mean((1, 2), keepdim=True)
+    return texture / _std_within_crops(texture[:, None], CROP)[:, None, None]
+
+
+def _std_within_crops(x: Tensor, crop: int) -> Tensor:
+    """(N,): each map's standard deviation within a crop x crop window, averaged over windows
+    every crop/4 pixels."""
+    stride = crop // 4
+    mean = F.avg_pool2d(x, crop, stride)
+    variance = (F.avg_pool2d(x * x, crop, stride) - mean * mean).clamp_min(0)
+    return variance.sqrt().flatten(1).mean(1)
 
 
 def _ice_needles(n: int, size: int, gen: Generator, device: torch.device) -> Tensor:
@@ -131,8 +168,10 @@ def brightness(x: Tensor, p, gen: Generator) -> Tensor:
 
 WATER_COLOUR = (175 / 255, 238 / 255, 238 / 255)  # pale turquoise
 MUD_COLOUR = (63 / 255, 42 / 255, 20 / 255)  # brown
-# Directional emboss of the drops' height: lights their top-left rims (the original's kernel).
-EMBOSS = torch.tensor([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
+# Directional emboss of the drops' shading: lights their top-left rims (the original's kernel).
+EMBOSS = ((-2.0, -1.0, 0.0), (-1.0, 1.0, 1.0), (0.0, 1.0, 2.0))
+DROP_EDGES = (50, 150)  # Canny's hysteresis thresholds, in grey levels of the liquid layer
+MAX_RIM_DISTANCE = 20  # pixels: drop shading saturates this far from an edge
 
 
 @register("spatter", loc=(0.62, 0.65, 0.65, 0.65, 0.65), scale=(0.1, 0.1, 0.3, 0.1, 0.1),
@@ -145,37 +184,24 @@ def spatter(x: Tensor, p, gen: Generator) -> Tensor:
     liquid = torch.where(liquid < p.threshold, 0, liquid)  # drops: where the blurred noise peaks
     if p.mud:  # the original uses the intensity column as the mud mask's blur sigma
         return _mud(x, liquid > p.threshold, p.intensity)
-    return _water(x, liquid, p.intensity)
-
-
-def _water(x: Tensor, liquid: Tensor, intensity: float) -> Tensor:
-    """Add pale turquoise specular highlights on the drops.
-
-    The original shades drops by their distance to the drop edge (Canny + distance transform +
-    histogram equalisation, then an emboss); here the distance comes from repeated erosion.
-    """
-    height = scale_to_max(_distance_inside(liquid > 0), 1.0)
-    shine = box_blur3(correlate2d(height, EMBOSS, "mirror").clamp(0, 1))
-    highlight = scale_to_max(liquid * shine, intensity)
     colour = torch.tensor(WATER_COLOUR, device=x.device)[None, :, None, None]
-    return x + highlight * colour
+    return x + water_highlight(liquid, p.intensity).to(x.dtype) * colour
 
 
-def _distance_inside(mask: Tensor, cap: int = 20) -> Tensor:
-    """Chessboard distance of every mask pixel to the nearest pixel outside it, capped at `cap`.
+def water_highlight(liquid: Tensor, intensity: float) -> Tensor:
+    """(N, 1, H, W) brightness the water drops add, the original's OpenCV pipeline step by step.
 
-    Counting how many 3x3 erosions a pixel survives; beyond the image border counts as inside,
-    since the original's edge detector sees no edge there.
+    The liquid layer as 8-bit grey; every pixel's distance to the nearest Canny edge of it
+    (capped at 20, blurred); those distances histogram-equalised, embossed and blurred; that
+    shading times the liquid, scaled so that each image's brightest highlight is ``intensity``.
+    The distances cover the whole image, drops or not: only the product with the liquid keeps
+    the highlights on the drops.
     """
-    inside = mask.float()
-    distance = inside.clone()
-    for _ in range(cap - 1):
-        # max_pool pads with -inf, so the border never erodes.
-        inside = -torch.nn.functional.max_pool2d(-inside, 3, stride=1, padding=1)
-        if not inside.any():
-            break
-        distance += inside
-    return distance
+    level = (liquid.double() * 255).floor() % 256  # np.uint8 of the float layer
+    distance = chamfer_distance(canny(level, *DROP_EDGES), cap=MAX_RIM_DISTANCE)
+    distance = box_blur3(distance).float().floor().double()  # float32 blur, then np.uint8
+    shading = box_blur3(emboss(equalize_histogram(distance), EMBOSS)).round()  # uint8 blur
+    return scale_to_max(level * shading, intensity)
 
 
 def _mud(x: Tensor, drops: Tensor, blur_sigma: float) -> Tensor:

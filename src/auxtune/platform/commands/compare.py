@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from auxtune.errors import UserError
-from auxtune.platform.commands import add_cluster_flags, flag_overrides
+from auxtune.platform.commands import add_cluster_flags, flag_overrides, log_file_for, preflight
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,7 +22,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--config", help="experiment YAML (defaults apply when omitted)")
     parser.add_argument(
         "--strategies",
-        help="comma-separated: fixed, random, optuna, pbt, pb2, meta (default compare.strategies)",
+        help="comma-separated rows: search strategies (fixed, random, optuna, pbt, pb2, meta, ...), "
+        "baseline (no auxiliary task, always added) or names of compare.variants "
+        "(default compare.strategies)",
     )
     parser.add_argument(
         "--budget",
@@ -30,13 +32,20 @@ def add_parser(subparsers: Any) -> None:
         help="trial-epochs each search may spend (default compare.budget, else "
         "search.num_trials x optim.epochs)",
     )
-    parser.add_argument("--seeds", type=int, help="retrains per strategy (default compare.seeds)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        help="retrains of every row, same seeds for all (default compare.seeds)",
+    )
     parser.add_argument(
         "--out", help="report directory (default <workdir>/compare-<name>-<timestamp>)"
     )
     add_cluster_flags(parser)
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="show Ray Tune's trial tables as it runs"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Ray Tune's trial tables and Ray's own messages on the console (default: a log file)",
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(run=run)
@@ -77,20 +86,27 @@ def run(args: argparse.Namespace) -> int:
 
     if args.budget is not None and args.budget < 1:
         raise UserError(f"--budget {args.budget}: give at least one trial's epochs (>= 1)")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: give at least 1 (3 or more for intervals)")
     exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args, FLAGS)])
     plan_compare(exp)  # a bad budget fails here, before Ray or MLflow start
+    preflight(exp, args.address)
+    log_file = None if args.verbose else log_file_for(exp.tracking.workdir, f"{exp.name}-compare")
     comparison, out = run_compare(
         exp,
         address=args.address,
         out=args.out,
         command=command_text(args),
         verbose=1 if args.verbose else 0,
+        log_file=log_file,
     )
     from auxtune.platform.report import format_table, ui_hint
 
     print()
     print(format_table(comparison))
     print(f"\nreport: {out / 'report.md'}")
+    if log_file is not None and log_file.is_file():
+        print(f"Ray's log: {log_file}")
     print(f"MLflow: experiment {comparison.experiment_name!r}, run {comparison.mlflow_run_id}")
-    print(f"browse: {ui_hint(comparison.tracking_uri)}")
+    print(f"browse: {ui_hint(comparison.tracking_uri, comparison.experiment_id)}")
     return 0

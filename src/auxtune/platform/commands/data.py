@@ -65,6 +65,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run_make_c(args: argparse.Namespace) -> int:
     from auxtune.data.make_c import check_corruptions, make_c
+    from auxtune.platform.outputs import check_writable
+    from auxtune.platform.preflight import check_device
 
     if args.num is not None and args.num < 1:
         raise DataError(f"--num {args.num} must be >= 1")
@@ -73,6 +75,8 @@ def run_make_c(args: argparse.Namespace) -> int:
     names = None
     if args.corruptions is not None:
         names = check_corruptions([c.strip() for c in args.corruptions.split(",") if c.strip()])
+    check_device(args.device, "--device")
+    check_writable(args.out, "--out", directory=True)
     images, labels, base = _base_test_set(args)
     if args.num is not None:
         images, labels = images[: args.num], labels[: args.num]
@@ -93,6 +97,9 @@ def run_make_c(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from auxtune.data.parquet import convert_directory
+    from auxtune.platform.outputs import check_writable
+
+    check_writable(args.dst, "DST", directory=True)
 
     print(json.dumps({"out": str(convert_directory(args.src, args.dst))}))
     return 0
@@ -100,6 +107,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def _base_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
     """The test images to corrupt: a named dataset's test split, or arrays read from a path."""
+    from auxtune.data.make_c import check_base
+
     if args.dataset == "synthetic":
         from auxtune.data.datasets import synthetic_split_seed
         from auxtune.data.synthetic import load_synthetic
@@ -123,6 +132,10 @@ def _base_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, st
         images, labels = _load_array(path, "images"), _load_array(path, "labels")
     else:
         raise DataError(f"--dataset {path} is not a .npz file or a directory; {expected}")
+    try:
+        images, labels = check_base(images, labels)
+    except DataError as err:
+        raise DataError(f"--dataset {path}: {err}") from None
     return images, labels, str(path)
 
 

@@ -6,8 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from auxtune.platform.commands import add_cluster_flags, flag_overrides
-from auxtune.platform.config import STRATEGIES
+from auxtune.platform.commands import add_cluster_flags, flag_overrides, log_file_for, preflight
 
 
 def add_parser(subparsers: Any) -> None:
@@ -19,7 +18,12 @@ def add_parser(subparsers: Any) -> None:
             "cluster. Every trial is a nested MLflow run under the search's parent run."
         ),
     )
-    parser.add_argument("--strategy", required=True, help=f"one of: {', '.join(STRATEGIES)}")
+    parser.add_argument(
+        "--strategy",
+        required=True,
+        help="a lambda search (fixed, random, optuna, pbt, pb2) or the name of any weighting "
+        "(meta, auto_lambda, gradnorm, uncertainty, ...: README's weighting table)",
+    )
     parser.add_argument("--config", help="experiment YAML (defaults apply when omitted)")
     parser.add_argument("--num-trials", type=int, help="trials (default search.num_trials)")
     parser.add_argument(
@@ -30,7 +34,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--gpus-per-trial", type=float, help="GPU share of each trial, e.g. 0.25 (default 0)"
     )
-    parser.add_argument("--quiet", action="store_true", help="no Tune progress table")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress line: only the summary at the end"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Ray Tune's trial tables and Ray's own messages on the console (default: a log file)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     parser.set_defaults(run=run)
 
@@ -39,21 +51,29 @@ FLAGS = {"num_trials": "search.num_trials", "gpus_per_trial": "search.gpus_per_t
 
 
 def run(args: argparse.Namespace) -> int:
-    from auxtune.platform.config import load_experiment
+    from auxtune.platform.config import check_name, load_experiment
     from auxtune.platform.search import run_search
     from auxtune.search_spaces import check_strategy
 
     check_strategy(args.strategy)
+    if args.name is not None:
+        check_name(args.name, "--name")
     exp = load_experiment(args.config, [*args.overrides, *flag_overrides(args, FLAGS)])
+    preflight(exp, args.address)
+    log_file = None if args.verbose else log_file_for(exp.tracking.workdir, exp.name)
     result = run_search(
         exp,
         args.strategy,
         address=args.address,
         resume=args.resume,
         search_name=args.name,
-        verbose=0 if args.quiet else 1,
+        verbose=1 if args.verbose else 0,
+        progress=not (args.quiet or args.verbose),
+        log_file=log_file,
     )
     print(summary(result, exp.search.metric))
+    if log_file is not None and log_file.is_file():
+        print(f"Ray's log:     {log_file}")
     interrupted = any(t.status not in ("TERMINATED", "ERROR") for t in result.trials)
     return 130 if interrupted else 0
 
@@ -77,6 +97,8 @@ def summary(result: Any, metric: str) -> str:
             f"{k}={_fmt(best.metrics[k])}" for k in dict.fromkeys(shown) if k in best.metrics
         )
     )
+    if result.front is not None:
+        lines += ["", *front_lines(result), ""]
     for trial in result.failed:
         lines.append(f"failed trial {trial.trial_id}: {trial.error}")
     unfinished = [t for t in result.trials if t.status not in ("TERMINATED", "ERROR")]
@@ -86,11 +108,26 @@ def summary(result: Any, metric: str) -> str:
         f"Tune results:  {result.results_path}",
         f"MLflow:        {result.tracking_uri} (experiment {result.experiment_name!r}, "
         f"parent run {result.parent_run_id})",
-        f"browse:        {ui_hint(result.tracking_uri)}",
+        f"browse:        {ui_hint(result.tracking_uri, result.experiment_id or None)}",
     ]
     if result.failed:
         print(f"{len(result.failed)} of {len(result.trials)} trials failed", file=sys.stderr)
     return "\n".join(lines)
+
+
+def front_lines(result: Any) -> list[str]:
+    """The Pareto front's table, and its figure drawn into the search's results directory."""
+    from pathlib import Path
+
+    from auxtune.platform.pareto import format_front
+    from auxtune.platform.plots import plot_pareto
+
+    lines = format_front(result.front).splitlines()
+    results = Path(result.results_path)
+    if results.is_dir():  # a local directory (not a cluster's s3:// storage)
+        figure = plot_pareto(result.front, results / "pareto_front.png", result.experiment_name)
+        lines.append(f"front figure:  {figure}")
+    return lines
 
 
 def _fmt(value: Any) -> str:

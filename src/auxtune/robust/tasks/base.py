@@ -40,10 +40,14 @@ class AuxTask(nn.Module, ABC):
     def __init__(self, num_features: int, cfg: TasksConfig) -> None:
         super().__init__()
         self.num_features = num_features
+        self.loss_scale = cfg.loss_scale(self.name)  # the trainer's constant factor on loss()
 
     @abstractmethod
     def make_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (N, 3, 32, 32) in [0, 1] -> (transformed images for the backbone, targets)."""
+        """Images (N, 3, 32, 32) in [0, 1] -> (transformed images for the backbone, targets).
+
+        The view usually has the batch's N images; a task may return k*N (all four rotations).
+        """
 
     @abstractmethod
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -48,7 +48,11 @@ class ColorizationTask(AuxTask):
 
     def __init__(self, num_features: int, cfg: TasksConfig) -> None:
         super().__init__(num_features, cfg)
-        self.decoder = ConvDecoder(num_features, 2 * NUM_BINS, cfg.decoder_width)
+        # the paper's colorization head has no Linear stem, only a bias-free last layer
+        final_bias = cfg.decoders != "paper"
+        self.decoder = ConvDecoder(
+            num_features, 2 * NUM_BINS, cfg.decoder_width, final_bias=final_bias
+        )
 
     def make_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lab = rgb_to_lab(images.float())

@@ -1,16 +1,22 @@
-"""Inpainting (context encoders): blank the centre 8x8 patch, predict it."""
+"""Inpainting (context encoders): blank the centre 8x8 patch, predict it.
+
+The hole is black with auxtune's decoder; ``tasks.decoders=paper`` fills it white (0.9999, the
+seed paper's code) and predicts it with the paper's smaller head (:class:`PaperPatchDecoder`).
+"""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from auxtune.robust.config import TasksConfig
 from auxtune.robust.tasks.base import AuxTask, register_task
-from auxtune.robust.tasks.decoders import PatchDecoder
+from auxtune.robust.tasks.decoders import PaperPatchDecoder, PatchDecoder
 
 PATCH = 8
 CENTRE = slice(12, 12 + PATCH)  # rows/columns 12..19 of a 32x32 image
+PAPER_FILL = 0.9999  # the hole's value in the paper's code (images in [0, 1])
 
 
 @register_task
@@ -19,12 +25,18 @@ class InpaintingTask(AuxTask):
 
     def __init__(self, num_features: int, cfg: TasksConfig) -> None:
         super().__init__(num_features, cfg)
-        self.decoder = PatchDecoder(num_features, cfg.decoder_width // 2)
+        paper = cfg.decoders == "paper"
+        self.fill = PAPER_FILL if paper else 0.0
+        self.decoder: nn.Module = (
+            PaperPatchDecoder(num_features, cfg.decoder_width // 4)
+            if paper
+            else PatchDecoder(num_features, cfg.decoder_width // 2)
+        )
 
     def make_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         target = images[:, :, CENTRE, CENTRE].clone()
         blanked = images.clone()
-        blanked[:, :, CENTRE, CENTRE] = 0.0
+        blanked[:, :, CENTRE, CENTRE] = self.fill
         return blanked, target
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

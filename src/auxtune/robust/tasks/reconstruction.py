@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from auxtune.robust.config import TasksConfig
 from auxtune.robust.tasks.base import AuxTask, register_task
-from auxtune.robust.tasks.decoders import ConvDecoder
+from auxtune.robust.tasks.decoders import ConvDecoder, paper_stem
 
 
 @register_task
@@ -16,7 +16,14 @@ class ReconstructionTask(AuxTask):
 
     def __init__(self, num_features: int, cfg: TasksConfig) -> None:
         super().__init__(num_features, cfg)
-        self.decoder = ConvDecoder(num_features, 3, cfg.decoder_width)
+        paper = cfg.decoders == "paper"
+        self.decoder = ConvDecoder(
+            num_features,
+            3,
+            cfg.decoder_width,
+            stem=paper_stem(num_features) if paper else None,
+            final_bias=not paper,
+        )
 
     def make_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return images, images

@@ -1,4 +1,8 @@
-"""Rotation prediction (Gidaris et al.): rotate by 0/90/180/270 degrees, predict which."""
+"""Rotation prediction (Gidaris et al.): rotate by 0/90/180/270 degrees, predict which.
+
+By default each image gets one random quarter-turn; ``tasks.rotation_all_four`` trains all four
+quarter-turns of every image instead (a view four times the batch), as the seed paper's code does.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from functools import partial
 
 import torch
 
+from auxtune.robust.config import TasksConfig
 from auxtune.robust.tasks.base import ClassificationTask, register_task, select_per_image
 
 
@@ -18,6 +23,17 @@ def rotate(images: torch.Tensor, quarter_turns: int) -> torch.Tensor:
 class RotationTask(ClassificationTask):
     name = "rotation"
     num_classes = 4
+
+    def __init__(self, num_features: int, cfg: TasksConfig) -> None:
+        super().__init__(num_features, cfg)
+        self.all_four = cfg.rotation_all_four
+
+    def make_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.all_four:
+            return super().make_inputs(images)
+        turns = torch.arange(self.num_classes, device=images.device)
+        views = torch.cat([rotate(images, k) for k in range(self.num_classes)])
+        return views, turns.repeat_interleave(images.shape[0])
 
     def transform(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         turns = [partial(rotate, quarter_turns=k) for k in range(4)]

@@ -1,12 +1,28 @@
 """The weighting contract: how the lambdas of L = L_main + sum_i lambda_i L_aux_i are chosen.
 
-A weighting is a small object registered by name. Each step it receives the named losses and a
-:class:`StepContext` holding everything it may use, fills the parameters' ``.grad`` and returns the
-metrics it wants reported. Its whole state is in ``state_dict()`` so resumes and PBT restores are exact.
+A weighting is a small object registered by name (:mod:`auxtune.robust.weighting.registry`). Each
+step it receives the named losses and a :class:`StepContext` holding everything it may use, fills the
+parameters' ``.grad`` and returns the metrics it wants reported (``lambda/<task>`` at least). Its
+whole state is in ``state_dict()`` so resumes and PBT restores are exact.
+
+What a weighting needs is declared on its class, and read by the trainer, the trainables and the
+CLI instead of its name:
+
+- ``config_class``: its config section ``weighting.<name>`` (a :class:`WeightingOptions`), or None;
+- ``needs_meta_batch``: it draws meta-validation batches (``ctx.meta_batch``), so whoever builds the
+  :class:`~auxtune.robust.trainer.Trainer` gives it a meta source;
+- ``needs_task_gradients``: it computes one gradient per loss over the shared parameters (the
+  ``(1 + k, P)`` matrix of :func:`~auxtune.robust.weighting.gradients.task_gradients`);
+- ``lambdas_change``: its lambdas move during training (False only for constant lambdas);
+- ``search_lambdas``: a search over this weighting also draws the initial lambdas.
+
+The main task's weight is always 1: every weighting's step is the gradient of
+``L_main + sum_i lambda_i L_i`` for the lambdas it reports.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,26 +32,19 @@ import torch
 
 from auxtune.robust.config import WeightingConfig
 from auxtune.robust.model import MultiHeadNet
+from auxtune.robust.weighting.options import WeightingOptions
+from auxtune.robust.weighting.registry import weighting_class
 
 X = TypeVar("X")
 MAIN = "main"  # the key of the main task's loss; its weight is always 1
 
-WEIGHTINGS: dict[str, type[Weighting]] = {}
-
-
-def register_weighting(cls: type[Weighting]) -> type[Weighting]:
-    WEIGHTINGS[cls.name] = cls
-    return cls
-
 
 def create_weighting(cfg: WeightingConfig, tasks: tuple[str, ...]) -> Weighting:
     """Build the weighting called ``cfg.name`` for the auxiliary ``tasks``."""
-    if cfg.name not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {cfg.name!r}; valid: {', '.join(sorted(WEIGHTINGS))}")
-    return WEIGHTINGS[cfg.name](cfg, tasks)
+    return weighting_class(cfg.name)(cfg, tasks)
 
 
-def weighted_sum(terms: Mapping[str, X], lambdas: Mapping[str, float]) -> X:
+def weighted_sum(terms: Mapping[str, X], lambdas: Mapping[str, float | torch.Tensor]) -> X:
     """``terms[MAIN] + sum_i lambdas[i] * terms[i]``: the one place the objective is combined.
 
     Works on losses (scalars) and on flattened gradients (vectors) alike.
@@ -56,6 +65,9 @@ class StepContext:
     step: int  # 0-based global step
     meta_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None  # model-ready (x, y)
     autocast: Callable[[], Any] | None = None  # context manager factory for forward passes
+    # this step's named losses again, at the model's current parameters: the same images and the
+    # same task draws (finite differences); filled in by ``train_step``
+    recompute_losses: Callable[[], dict[str, torch.Tensor]] | None = None
 
     @property
     def lr(self) -> float:
@@ -67,15 +79,30 @@ class Weighting(ABC):
     """Base class: holds the current lambdas; subclasses decide how they move."""
 
     name: ClassVar[str]
+    config_class: ClassVar[type[WeightingOptions] | None] = None
+    needs_meta_batch: ClassVar[bool] = False
+    needs_task_gradients: ClassVar[bool] = False
+    lambdas_change: ClassVar[bool] = True
+    search_lambdas: ClassVar[bool] = False
 
     def __init__(self, cfg: WeightingConfig, tasks: tuple[str, ...]) -> None:
         self.cfg = cfg
+        self.options: Any = cfg.section(self.name)
         self.tasks = tasks
         self.lambdas: dict[str, float] = cfg.initial_lambdas(tasks)
 
     @abstractmethod
     def backward(self, losses: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, Any]:
         """Fill ``.grad`` of the model's parameters for this step; return metrics to report."""
+
+    @classmethod
+    def warmup_epochs(cls, options: Any) -> int:
+        """Epochs it trains with its initial lambdas before they start to move (with ``options``)."""
+        return 0
+
+    def lambda_bounds(self) -> tuple[float, float]:
+        """[low, high] every lambda it reports stays in."""
+        return 0.0, math.inf
 
     def lambda_metrics(self) -> dict[str, float]:
         return {f"lambda/{task}": value for task, value in self.lambdas.items()}

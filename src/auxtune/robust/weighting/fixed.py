@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from auxtune.robust.weighting.base import StepContext, Weighting, register_weighting, weighted_sum
+from auxtune.robust.weighting.base import StepContext, Weighting, weighted_sum
+from auxtune.robust.weighting.registry import register_weighting
 
 
 @register_weighting
@@ -15,6 +16,7 @@ class FixedWeighting(Weighting):
     """Constant lambdas from the config: one backward pass of the weighted loss."""
 
     name = "fixed"
+    lambdas_change = False
 
     def backward(self, losses: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, Any]:
         weighted_sum(losses, self.lambdas).backward()

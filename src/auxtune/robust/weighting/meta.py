@@ -18,6 +18,9 @@ psi - alpha_t ((1 + mu)(g + wd psi) + mu^2 buf). Every task has its own forward 
 per-loss gradients cost one ordinary backward together; the only extra work is the meta forward and
 backward on the small meta batch. The second-order reference (autograd through the lookahead, as
 in the paper's code) is :func:`auxtune.robust.weighting._reference.meta_hypergradient_reference`.
+
+The main loss keeps weight 1 and is the meta objective (on meta-validation images); only the
+auxiliary lambdas are learned. Options: ``weighting.meta`` (:class:`MetaOptions`).
 """
 
 from __future__ import annotations
@@ -25,19 +28,76 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from auxtune.config import check
 from auxtune.robust.config import WeightingConfig
 from auxtune.robust.model import MultiHeadNet
-from auxtune.robust.weighting.base import MAIN, StepContext, register_weighting, weighted_sum
+from auxtune.robust.weighting.base import StepContext, weighted_sum
 from auxtune.robust.weighting.fixed import FixedWeighting
+from auxtune.robust.weighting.gradients import (
+    TaskGradients,
+    Tensors,
+    flatten,
+    loss_gradients,  # noqa: F401  (re-exported: the per-loss machinery began here)
+    task_gradients,
+    unflatten,
+)
+from auxtune.robust.weighting.options import MetaValidationOptions, check_option
+from auxtune.robust.weighting.registry import register_weighting
 
-Tensors = list[torch.Tensor]
+if TYPE_CHECKING:
+    from auxtune.robust.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class MetaOptions(MetaValidationOptions):
+    """``weighting.meta``: the meta-gradient's knobs (beta, tau, m of Algorithm 1)."""
+
+    meta_lr: float = 0.01  # beta: step size of the gradient step on lambda
+    warmup_epochs: int = 1  # tau: epochs trained with the initial lambdas before meta updates start
+    update_every: int = 1  # m: meta-update lambda every m steps
+    lambda_max: float | None = None  # upper clamp of lambda (lower clamp is always 0)
+    # the lookahead psi': "sgd" is the paper's psi - alpha*grad; "nesterov" is the optimizer's
+    # actual next step (momentum buffer and weight decay included; scales the hypergradient by 1+mu)
+    lookahead: Literal["sgd", "nesterov"] = "sgd"
+    search: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"meta_lr": (1e-3, 1e-1)}
+    )
+
+    log_scale = frozenset({"meta_lr"})
+    legacy_keys = (
+        "meta_lr",
+        "warmup_epochs",
+        "update_every",
+        "lambda_max",
+        "meta_batch_size",
+        "protocol",
+        "lookahead",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_option(self.meta_lr > 0, f"meta_lr = {self.meta_lr} must be > 0")
+        check_option(self.warmup_epochs >= 0, f"warmup_epochs = {self.warmup_epochs} must be >= 0")
+        check_option(self.update_every >= 1, f"update_every = {self.update_every} must be >= 1")
+        check_option(
+            self.lambda_max is None or self.lambda_max > 0,
+            f"lambda_max = {self.lambda_max} must be > 0 (or null for no upper bound)",
+        )
+
+    def check_with(self, cfg: TrainConfig) -> None:
+        nesterov = cfg.optim.nesterov or cfg.optim.momentum == 0
+        check(
+            self.lookahead == "sgd" or nesterov,
+            "weighting.meta.lookahead = 'nesterov' models the Nesterov step but optim.nesterov = "
+            "false; set optim.nesterov=true or weighting.meta.lookahead=sgd",
+        )
 
 
 @dataclass
@@ -46,8 +106,7 @@ class MetaGradient:
 
     hypergrad: torch.Tensor  # (k,) dL_meta/dlambda_i, in the order of the tasks given
     meta_loss: torch.Tensor  # L_meta at psi' (detached scalar)
-    rows: dict[str, torch.Tensor]  # each loss's grad_psi, flattened (rows of one matrix)
-    heads: dict[str, Tensors]  # each task head's gradient of its own loss
+    grads: TaskGradients  # each loss's grad_psi (rows of one matrix), each head's own gradient
 
 
 def meta_gradient(
@@ -62,35 +121,13 @@ def meta_gradient(
 ) -> MetaGradient:
     """The exact hypergradient of the tasks in ``lambdas``; consumes the graphs of ``losses``."""
     psi = model.shared_parameters()
-    order = {MAIN: losses[MAIN], **{task: losses[task] for task in lambdas}}
-    matrix, heads = loss_gradients(model, order)
-    rows = dict(zip(order, matrix))
-    g = unflatten(weighted_sum(rows, lambdas), psi)
+    grads = task_gradients(model, losses, tuple(lambdas))
+    g = unflatten(weighted_sum(grads.rows, lambdas), psi)
     psi_next, scale = lookahead_step(psi, g, alpha, optimizer, lookahead)
     meta = meta_loss(model, dict(zip(shared_names(model), psi_next)), meta_batch, autocast)
     g_meta = flatten(torch.autograd.grad(meta, psi_next))
-    hypergrad = (matrix[1:] @ g_meta).mul_(-alpha * scale)
-    return MetaGradient(hypergrad, meta.detach(), rows, heads)
-
-
-def loss_gradients(
-    model: MultiHeadNet, losses: Mapping[str, torch.Tensor]
-) -> tuple[torch.Tensor, dict[str, Tensors]]:
-    """Row r of G (len(losses), P) is grad_psi of the r-th loss; also each task head's own gradient.
-
-    The losses come from separate forward passes, so their graphs are disjoint: one
-    ``autograd.grad`` each costs, in all, one ordinary backward (no graph is retained).
-    """
-    psi = model.shared_parameters()
-    matrix = psi[0].new_empty(len(losses), sum(p.numel() for p in psi))
-    heads: dict[str, Tensors] = {}
-    for row, (name, loss) in enumerate(losses.items()):
-        own = [] if name == MAIN else list(model.task(name).parameters())
-        # a task never touches the classifier: its zero gradient there is materialised
-        grads = torch.autograd.grad(loss, psi + own, allow_unused=True, materialize_grads=True)
-        torch.cat([g.reshape(-1) for g in grads[: len(psi)]], out=matrix[row])
-        heads[name] = list(grads[len(psi) :])
-    return matrix, heads
+    hypergrad = (grads.matrix[1:] @ g_meta).mul_(-alpha * scale)
+    return MetaGradient(hypergrad, meta.detach(), grads)
 
 
 def lookahead_step(
@@ -159,24 +196,6 @@ def shared_names(model: MultiHeadNet) -> list[str]:
     return [names[p] for p in model.shared_parameters()]
 
 
-def flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def unflatten(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> Tensors:
-    """Views of ``flat`` shaped like ``like`` (contiguous, whatever the originals' layout)."""
-    chunks = flat.split([t.numel() for t in like])
-    return [chunk.view(t.shape) for chunk, t in zip(chunks, like)]
-
-
-def set_grads(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
-    """``p.grad = g`` in each parameter's own memory layout (keeps the optimizer's fused path)."""
-    copies = [torch.empty_like(p) for p in params]
-    torch._foreach_copy_(copies, list(grads))
-    for p, copy in zip(params, copies):
-        p.grad = copy
-
-
 @register_weighting
 class MetaGradientWeighting(FixedWeighting):
     """Lambdas learned online by the meta-gradient; ``fixed`` during warm-up and between updates.
@@ -187,21 +206,34 @@ class MetaGradientWeighting(FixedWeighting):
     """
 
     name = "meta"
+    config_class = MetaOptions
+    needs_meta_batch = True
+    needs_task_gradients = True
+    lambdas_change = True
+    search_lambdas = True
+    options: MetaOptions
 
     def __init__(self, cfg: WeightingConfig, tasks: tuple[str, ...]) -> None:
         super().__init__(cfg, tasks)
         self.steps_after_warmup = 0  # an update is due when this is a multiple of update_every
         self.last: dict[str, float] = {}  # hypergrad/meta metrics of the latest update
 
+    @classmethod
+    def warmup_epochs(cls, options: MetaOptions) -> int:
+        return options.warmup_epochs
+
+    def lambda_bounds(self) -> tuple[float, float]:
+        return 0.0, math.inf if self.options.lambda_max is None else self.options.lambda_max
+
     def backward(self, losses: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, Any]:
         if ctx.meta_batch is None:
             raise ValueError(
                 "weighting.name=meta needs meta-validation batches: give the Trainer a meta_source "
-                "(auxtune.data.meta_validation.meta_validation_stream)"
+                "(auxtune.data.meta_validation.meta_validation_source)"
             )
-        if ctx.epoch < self.cfg.warmup_epochs:
+        if ctx.epoch < self.options.warmup_epochs:
             return super().backward(losses, ctx)
-        due = self.steps_after_warmup % self.cfg.update_every == 0
+        due = self.steps_after_warmup % self.options.update_every == 0
         self.steps_after_warmup += 1
         if not due:
             return {**super().backward(losses, ctx), **self.last}
@@ -217,28 +249,19 @@ class MetaGradientWeighting(FixedWeighting):
             ctx.lr,
             ctx.meta_batch(),
             ctx.optimizer,
-            self.cfg.lookahead,
+            self.options.lookahead,
             ctx.autocast,
         )
         *hypergrad, meta = torch.cat([mg.hypergrad, mg.meta_loss.reshape(1)]).tolist()  # one sync
         if all(math.isfinite(h) for h in hypergrad):
+            low, high = self.lambda_bounds()
             self.lambdas = {
-                task: self._clamp(value - self.cfg.meta_lr * h)
+                task: min(max(value - self.options.meta_lr * h, low), high)
                 for (task, value), h in zip(self.lambdas.items(), hypergrad)
             }
         self.last = {f"hypergrad/{t}": h for t, h in zip(self.lambdas, hypergrad)}
         self.last["meta/loss"] = meta
-        psi = ctx.model.shared_parameters()
-        set_grads(psi, unflatten(weighted_sum(mg.rows, self.lambdas), psi))
-        for task, value in self.lambdas.items():  # each head is trained by its own loss only
-            # out of place: autograd may hand back expanded (stride-0) gradients
-            scaled = torch._foreach_mul(mg.heads[task], value)
-            for p, grad in zip(ctx.model.task(task).parameters(), scaled):
-                p.grad = grad
-
-    def _clamp(self, value: float) -> float:
-        upper = math.inf if self.cfg.lambda_max is None else self.cfg.lambda_max
-        return min(max(value, 0.0), upper)
+        mg.grads.apply(ctx.model, self.lambdas)
 
     def state_dict(self) -> dict[str, Any]:
         return {

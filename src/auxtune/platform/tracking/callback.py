@@ -1,4 +1,4 @@
-"""MLflow tracking of searches: one experiment per search, a parent run, one nested run per trial.
+"""Driver-side MLflow logging of Tune trials: one nested run per trial, written in the background.
 
 Every MLflow write happens on the Ray *driver*, in :class:`MlflowTrialCallback` (a ``tune.Callback``):
 trials never talk to MLflow, so a search survives PBT mutating a trial's config (MLflow params are
@@ -9,9 +9,13 @@ persisted in the Tune experiment directory, so resumed trials reuse their run).
 Trials report synchronously (a trial waits while the driver handles its result), so the callback's
 hooks only queue work for one background writer thread: a run gets one ``MlflowClient.log_batch``
 at its first result, then at most one every ``WRITE_EVERY_S`` seconds holding every epoch since
-(each at its own step), and a last one when the trial ends, with its artifacts. The default store
-is ``sqlite:///<abs workdir>/mlflow.db`` with artifacts in ``<workdir>/mlartifacts``; an
-``http://`` tracking server is probed (``/health``, short timeout) before any trial starts.
+(each at its own step), and a last one when the trial ends, with its artifacts.
+
+Exactly once: a result goes to the ledger (:class:`~.ledger.SearchState`) in the hook, before
+anything is queued, so the ledger always holds at least what MLflow holds. What a dead driver
+still had buffered or queued is written when the search is resumed, and at the end of every
+Tune run MLflow is checked against the ledger (:mod:`.recovery`); a step MLflow has is never
+written again.
 """
 
 from __future__ import annotations
@@ -19,319 +23,23 @@ from __future__ import annotations
 import atexit
 import json
 import math
-import os
-import platform
 import queue
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
-from auxtune import __version__
-from auxtune.config import flatten
-from auxtune.errors import UserError
+from auxtune.platform.tracking import recovery
+from auxtune.platform.tracking.ledger import SearchState, add_row
+from auxtune.platform.tracking.store import PARENT_TAG, client, log_batch, numeric_metrics
 
-STATE_FILE = "auxtune_search.json"  # in the Tune experiment directory
-PARENT_TAG = "mlflow.parentRunId"
-PROBE_TIMEOUT_S = 5.0
 WRITE_EVERY_S = 30.0  # a run's metrics are written at most this often (several epochs per write)
-MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
-# keys Tune adds to every result: bookkeeping, not metrics of the model
-TUNE_KEYS = frozenset(
-    {
-        "timestamp",
-        "time_this_iter_s",
-        "time_total_s",
-        "time_since_restore",
-        "iterations_since_restore",
-        "training_iteration",
-        "pid",
-        "date",
-        "hostname",
-        "node_ip",
-        "done",
-        "trial_id",
-        "experiment_tag",
-        "checkpoint_dir_name",
-        "should_checkpoint",
-        "config",
-        "experiment_id",
-    }
-)
 
 
-# ---------------------------------------------------------------------------------- the store
-@dataclass(frozen=True)
-class TrackingTarget:
-    """Where MLflow records go: a tracking URI and, for the local default, the artifact root."""
-
-    uri: str
-    artifact_root: str | None  # None: the tracking server decides
-
-    @property
-    def is_local(self) -> bool:
-        return self.uri.startswith("sqlite:")
-
-
-def resolve_tracking(workdir: str | Path, tracking_uri: str | None = None) -> TrackingTarget:
-    """``tracking_uri`` as given, else ``sqlite:///<abs workdir>/mlflow.db`` + ``<workdir>/mlartifacts``."""
-    root = Path(workdir).expanduser().resolve()
-    if tracking_uri:
-        uri = tracking_uri.rstrip("/")
-        if uri.startswith("file:") or ("://" not in uri and not uri.startswith("sqlite:")):
-            raise UserError(
-                f"tracking URI {tracking_uri!r}: use sqlite:///ABS/PATH/mlflow.db or http://HOST:PORT "
-                "(MLflow 3 refuses the file store)"
-            )
-        artifacts = str(root / "mlartifacts") if uri.startswith("sqlite:") else None
-        return TrackingTarget(uri, artifacts)
-    return TrackingTarget(f"sqlite:///{root / 'mlflow.db'}", str(root / "mlartifacts"))
-
-
-def check_reachable(target: TrackingTarget, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Fail fast with one clear line when the tracking store cannot be used (before Ray starts)."""
-    uri = target.uri
-    if uri.startswith("sqlite:"):
-        path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise UserError(
-                    f"cannot create the MLflow store directory {path.parent}: {err}"
-                ) from err
-            if not os.access(path.parent, os.W_OK):
-                raise UserError(f"the MLflow store directory {path.parent} is not writable")
-        return
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as response:
-                if response.status >= 400:
-                    raise UserError(f"MLflow tracking server {uri} answered HTTP {response.status}")
-        except urllib.error.HTTPError as err:
-            raise UserError(
-                f"MLflow tracking server {uri} answered HTTP {err.code} on /health"
-            ) from err
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            reason = getattr(err, "reason", err)
-            raise UserError(
-                f"cannot reach the MLflow tracking server {uri} ({reason}); start it "
-                "(`mlflow server --host 127.0.0.1 --port 5000`) or leave --tracking-uri out "
-                "for the local store"
-            ) from None
-
-
-def client(uri: str) -> Any:
-    """An ``MlflowClient`` that fails fast on an unreachable server instead of retrying for minutes."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
-def ensure_experiment(mlflow_client: Any, name: str, target: TrackingTarget) -> str:
-    """The id of MLflow experiment ``name``, created on the driver when missing (no trial races)."""
-    from mlflow.exceptions import MlflowException
-
-    found = mlflow_client.get_experiment_by_name(name)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            mlflow_client.restore_experiment(found.experiment_id)
-        return str(found.experiment_id)
-    location = None
-    if target.artifact_root is not None:
-        location = Path(target.artifact_root, name).as_uri()
-    try:
-        return str(mlflow_client.create_experiment(name, artifact_location=location))
-    except MlflowException:  # created meanwhile by another driver
-        found = mlflow_client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return str(found.experiment_id)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions recorded on every parent run."""
-    import mlflow
-    import optuna
-    import ray
-    import torch
-
-    return {
-        "auxtune": __version__,
-        "torch": str(torch.__version__),
-        "ray": ray.__version__,
-        "mlflow": mlflow.__version__,
-        "optuna": optuna.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def as_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten nested plain data into MLflow params (strings, at most 6000 characters)."""
-    params = {}
-    for key, value in flatten(values, prefix).items():
-        text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
-        params[key] = text[:MAX_PARAM_CHARS]
-    return params
-
-
-def numeric_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """The finite numeric metrics of a Tune result, without Tune's bookkeeping keys."""
-    metrics = {}
-    for key, value in result.items():
-        if key in TUNE_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if math.isfinite(value):
-            metrics[key] = float(value)
-    return metrics
-
-
-def log_batch(
-    mlflow_client: Any,
-    run_id: str,
-    metrics: Mapping[str, float] = {},
-    params: Mapping[str, str] = {},
-    tags: Mapping[str, str] = {},
-    step: int = 0,
-    *,
-    steps: Iterable[tuple[str, float, int]] = (),
-) -> None:
-    """As few ``log_batch`` calls as MLflow's limits allow (1000 metrics / 100 params / 100 tags).
-
-    ``metrics`` are logged at ``step``; ``steps`` adds ``(key, value, step)`` triples (several
-    epochs of a run in one call).
-    """
-    from mlflow.entities import Metric, Param, RunTag
-
-    now = int(time.time() * 1000)
-    metric_list = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-    metric_list += [Metric(k, float(v), now, int(s)) for k, v, s in steps]
-    param_list = [Param(k, str(v)) for k, v in params.items()]
-    tag_list = [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
-    batches = max(
-        -(-len(metric_list) // 1000), -(-len(param_list) // 100), -(-len(tag_list) // 100)
-    )
-    for i in range(batches):
-        mlflow_client.log_batch(
-            run_id,
-            metrics=metric_list[i * 1000 : (i + 1) * 1000],
-            params=param_list[i * 100 : (i + 1) * 100],
-            tags=tag_list[i * 100 : (i + 1) * 100],
-        )
-
-
-def trial_runs(mlflow_client: Any, experiment_id: str, parent_run_id: str) -> dict[str, str]:
-    """Ray trial id -> MLflow run id of the nested runs under ``parent_run_id`` (one query)."""
-    runs = mlflow_client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-        max_results=10_000,
-    )
-    return {
-        run.data.tags["ray.trial_id"]: run.info.run_id
-        for run in runs
-        if "ray.trial_id" in run.data.tags
-    }
-
-
-def start_parent_run(
-    mlflow_client: Any,
-    experiment_id: str,
-    *,
-    run_name: str,
-    params: Mapping[str, str],
-    tags: Mapping[str, str],
-    parent_run_id: str | None = None,
-) -> str:
-    """Create the search's parent run (nested under ``parent_run_id`` when given)."""
-    all_tags = {"auxtune.kind": "search", **tags}
-    if parent_run_id:
-        all_tags[PARENT_TAG] = parent_run_id
-    run = mlflow_client.create_run(experiment_id, tags=all_tags, run_name=run_name)
-    log_batch(mlflow_client, run.info.run_id, params=params)
-    return str(run.info.run_id)
-
-
-# ------------------------------------------------------------------------------ persisted state
-class SearchState:
-    """``auxtune_search.json`` in the Tune experiment directory: run ids and logging time.
-
-    Written atomically whenever a trial gets its MLflow run, so an interrupted search resumes
-    into the same runs. Beside it, :attr:`history_path` keeps every result of every trial.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.data: dict[str, Any] = {
-            "runs": {},
-            "finished": [],
-            "logging_s": 0.0,  # writer thread: every MLflow call, artifacts included
-            "hook_s": 0.0,  # Tune hooks: what a reporting trial may wait for
-            "logging_by_op": {},  # logging_s by operation: start (run creation), log, finish
-        }
-        if self.path.is_file():
-            self.data.update(json.loads(self.path.read_text()))
-
-    @property
-    def runs(self) -> dict[str, str]:
-        return self.data["runs"]
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
-
-    @property
-    def history_path(self) -> Path:
-        """Every result of every trial in the order the driver saw them (JSON lines).
-
-        Tune rewrites a trial's own ``result.json`` when it restores a checkpoint (a PBT exploit
-        drops the rows after the donor's epoch), so this file is the complete record.
-        """
-        return self.path.with_suffix(".history.jsonl")
-
-    def append_history(self, row: Mapping[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.history_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-
-    def histories(self) -> dict[str, list[dict[str, Any]]]:
-        """trial id -> its rows (``step`` counts the trial's results from 1), replays rewound."""
-        by_trial: dict[str, list[dict[str, Any]]] = {}
-        if self.history_path.is_file():
-            for line in self.history_path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    add_row(by_trial.setdefault(row.pop("trial_id"), []), row)
-        return by_trial
-
-
-def add_row(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
-    """Append a trial's result to its rows, first dropping the rows it replays.
-
-    A resumed trial restarts from its last *registered* checkpoint, so a result Tune had shown
-    the driver just before an interruption can come again: a result whose ``training_iteration``
-    is not past the previous row's (and that is not a PBT exploit, which restores another trial's
-    checkpoint on purpose) replaces the rows it repeats.
-    """
-    if not row.get("restored_from"):
-        iteration = row.get("training_iteration", math.inf)
-        while rows and rows[-1].get("training_iteration", -math.inf) >= iteration:
-            rows.pop()
-    rows.append(row)
-
-
-# ------------------------------------------------------------------------------- the callback
 class MlflowTrialCallback(tune.Callback):
     """Driver-side MLflow logging: one nested run per trial, one ``log_batch`` per trial-epoch.
 
@@ -340,11 +48,16 @@ class MlflowTrialCallback(tune.Callback):
     queue is drained at the end of the experiment (and at interpreter exit).
 
     The MLflow step of a metric is the trial's result count (1, 2, ...), monotonic even when PBT
-    restores another trial's checkpoint; the model's own epoch is the ``epoch`` metric.
+    restores another trial's checkpoint or Tune replays epochs after a restore; the model's own
+    epoch is the ``epoch`` metric.
     ``trial_params(config)`` gives the params of a trial (strategy, initial lambdas, trainer
     config) and ``trial_artifacts(config, history)`` its end-of-trial artifacts as
-    ``{file name: bytes}``. Hook and writer time are summed into the state file (``hook_s``,
-    ``logging_s``).
+    ``{file name: bytes}``; ``trial_records(client, run_id, config, history, checkpoint)``, when
+    given, writes what else a finished run records (its datasets, where its last checkpoint is, a
+    retrain's model; ``checkpoint``: the trial's latest ``ray.tune.Checkpoint`` or None). Hook
+    and writer time are summed into the state file (``hook_s``,
+    ``logging_s``). A trial nests under ``parent_run_id``, or under ``parents[strategy]`` when its
+    config names a ``strategy`` there (a comparison's retrains nest under their row's run).
     """
 
     def __init__(
@@ -357,13 +70,17 @@ class MlflowTrialCallback(tune.Callback):
         trial_params: Any,
         trial_artifacts: Any,
         tags: Mapping[str, str] | None = None,
+        parents: Mapping[str, str] | None = None,
+        trial_records: Any = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
+        self.parents = dict(parents or {})
         self.state_path = state_path
         self.trial_params = trial_params
         self.trial_artifacts = trial_artifacts
+        self.trial_records = trial_records
         self.tags = dict(tags or {})
         self._reset()
 
@@ -374,8 +91,12 @@ class MlflowTrialCallback(tune.Callback):
         self._history: dict[str, list[dict[str, Any]]] | None = None
         self._pending_params: dict[str, dict[str, str]] = {}
         self._known: set[str] = set()  # runs this session created or checked
-        self._buffer: dict[str, dict[str, Any]] = {}  # run id -> metrics/params/tags to write
+        self._buffer: dict[str, dict[str, Any]] = {}  # run id -> rows/params/tags to write
         self._last_write: dict[str, float] = {}  # run id -> time.monotonic() of its last write
+        self._earlier: dict[str, list[dict[str, Any]]] = {}  # ledger rows of earlier sessions
+        self._steps: dict[str, int] | None = None  # trial id -> step of its last result
+        self._started: set[str] = set()  # trials this session started
+        self._ended: set[str] = set()  # trials whose end this session queued
 
     # the callback is pickled into Tune's tuner.pkl: keep only plain settings
     def __getstate__(self) -> dict[str, Any]:
@@ -383,9 +104,11 @@ class MlflowTrialCallback(tune.Callback):
             "tracking_uri",
             "experiment_id",
             "parent_run_id",
+            "parents",
             "state_path",
             "trial_params",
             "trial_artifacts",
+            "trial_records",
             "tags",
         )
         return {k: self.__dict__[k] for k in keep}
@@ -418,13 +141,26 @@ class MlflowTrialCallback(tune.Callback):
             self._writer = _Writer(self.state, idle=lambda: self._write_all(WRITE_EVERY_S))
         return self._writer
 
+    @property
+    def steps(self) -> dict[str, int]:
+        if self._steps is None:
+            self._steps = {
+                trial_id: max((int(r.get("step", 0)) for r in rows), default=0)
+                for trial_id, rows in self.state.rows().items()
+            }
+        return self._steps
+
     def setup(self, *args: Any, **info: Any) -> None:
         self._state = SearchState(self.state_path)  # the files are the truth after a resume
-        self._history = None
+        self._history = self._steps = None
+        self._earlier = self.state.rows()
+        if self._earlier or self.state.runs:  # a resumed Tune run: first repair MLflow
+            self.writer.put(self._recover)
 
     # -- Tune hooks: measure, queue, return ------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         with self._hook():
+            self._started.add(trial.trial_id)
             self.writer.put(self._start, trial.trial_id, str(trial), dict(trial.config))
 
     def on_trial_result(
@@ -432,6 +168,7 @@ class MlflowTrialCallback(tune.Callback):
     ) -> None:
         with self._hook():
             rows = self.history.setdefault(trial.trial_id, [])
+            step = self.steps[trial.trial_id] = self.steps.get(trial.trial_id, 0) + 1
             metrics = numeric_metrics(result)
             # wall time of this result inside the trial (train + eval + checkpoint)
             metrics["time/iter_s"] = float(result.get("time_this_iter_s") or 0.0)
@@ -447,11 +184,13 @@ class MlflowTrialCallback(tune.Callback):
             row: dict[str, Any] = {
                 "training_iteration": int(result.get("training_iteration") or 0),
                 **metrics,
+                "step": step,  # the trial's n-th result: monotonic across restores of any kind
             }
             if donor:
                 row["restored_from"] = str(donor)
-            add_row(rows, row)
-            row["step"] = len(rows)  # the trial's n-th result: monotonic across PBT restores
+            # the ledger first: MLflow never holds a result the ledger lacks
+            self.state.append_history({"trial_id": trial.trial_id, **row})
+            add_row(rows, dict(row))
             self.writer.put(self._log, trial.trial_id, str(trial), dict(trial.config), row, tags)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -463,6 +202,32 @@ class MlflowTrialCallback(tune.Callback):
             self._queue_finish(trial, "FAILED", trial_error_message(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Every trial's run ends in a state that tells the truth, then MLflow is checked
+        against the ledger.
+
+        A trial this session did not start but Tune restored as ended had its end seen by a
+        driver that died before writing it: it is finished now. Any other trial whose end no
+        hook reported was interrupted (Tune marks the trials it stops at the end of a failed or
+        interrupted run TERMINATED, without calling ``on_trial_complete``): its run is KILLED
+        until ``--resume`` continues it.
+        """
+        finished = set(self.state.data["finished"])
+        for trial in trials:
+            if trial.trial_id in self._ended | finished:
+                continue
+            restored_ended = trial.trial_id not in self._started and trial.status in (
+                "TERMINATED",
+                "ERROR",
+            )
+            if restored_ended:
+                self.writer.put(self._first_sight, trial.trial_id, str(trial), dict(trial.config))
+                status = "FINISHED" if trial.status == "TERMINATED" else "FAILED"
+                error = trial_error_message(trial) if trial.status == "ERROR" else None
+                self._queue_finish(trial, status, error)
+            else:
+                self.writer.put(self._interrupted, trial.trial_id)
+        self.writer.put(self._write_all)
+        self.writer.put(self._reconcile)
         self.flush()
 
     def flush(self) -> None:
@@ -473,8 +238,10 @@ class MlflowTrialCallback(tune.Callback):
         self.state.save()
 
     def _queue_finish(self, trial: Any, status: str, error: str | None) -> None:
+        self._ended.add(trial.trial_id)
         history = list(self.history.get(trial.trial_id, []))
-        args = (trial.trial_id, str(trial), dict(trial.config), history, status, error)
+        checkpoint = getattr(trial, "checkpoint", None)  # the latest one Tune registered
+        args = (trial.trial_id, str(trial), dict(trial.config), history, status, error, checkpoint)
         self.writer.put(self._finish, *args)
 
     # -- the writer's work (background thread) ----------------------------------------------
@@ -482,8 +249,9 @@ class MlflowTrialCallback(tune.Callback):
         runs = self.state.runs
         if trial_id in runs:
             return runs[trial_id]
+        parent = self.parents.get(str(config.get("strategy")), self.parent_run_id)
         tags = {
-            PARENT_TAG: self.parent_run_id,
+            PARENT_TAG: parent,
             "auxtune.kind": "trial",
             "ray.trial_id": trial_id,
             "ray.trial_name": name,
@@ -495,20 +263,33 @@ class MlflowTrialCallback(tune.Callback):
         self.state.save()  # before anything else: a resumed search must find this run
         # the params ride along with the first metrics (one write less per trial)
         self._pending_params[run_id] = self.trial_params(config)
+        self._known.add(run_id)
+        # results of an earlier session that died before this trial's run existed
+        recovery.write_rows(self.client, run_id, self._earlier.get(trial_id, []))
         return run_id
 
     def _start(self, trial_id: str, name: str, config: dict[str, Any]) -> None:
-        existed = trial_id in self.state.runs
-        run_id = self._run_id(trial_id, name, config)
-        if existed and run_id not in self._known:  # first sight since a resume: params logged?
-            self._known.add(run_id)
-            if not self.client.get_run(run_id).data.params:
-                self._pending_params[run_id] = self.trial_params(config)
-        self._known.add(run_id)
+        run = self._first_sight(trial_id, name, config)
+        run_id = self.state.runs[trial_id]
         finished = self.state.data["finished"]
-        if trial_id in finished:  # an errored trial resumed: its run is live again
-            finished.remove(trial_id)
+        # an earlier session left the run KILLED or FAILED, or this one saw the trial fail
+        was_ended = run.info.status != "RUNNING" if run is not None else trial_id in finished
+        if was_ended:
             self.client.update_run(run_id, status="RUNNING")
+        if trial_id in finished:
+            finished.remove(trial_id)
+
+    def _first_sight(self, trial_id: str, name: str, config: dict[str, Any]) -> Any:
+        """A run of an earlier session, seen for the first time in this one: its MLflow run
+        (its params are logged again if its first write died with the driver); else None."""
+        run_id = self._run_id(trial_id, name, config)
+        if run_id in self._known:
+            return None
+        self._known.add(run_id)
+        run = self.client.get_run(run_id)
+        if not run.data.params:
+            self._pending_params[run_id] = self.trial_params(config)
+        return run
 
     def _log(
         self,
@@ -518,29 +299,51 @@ class MlflowTrialCallback(tune.Callback):
         row: dict[str, Any],
         tags: dict[str, str],
     ) -> None:
-        skip = ("step", "restored_from", "training_iteration")
-        step = int(row["step"])
         run_id = self._run_id(trial_id, name, config)
-        buffer = self._buffer.setdefault(run_id, {"steps": [], "params": {}, "tags": {}})
-        buffer["steps"] += [(k, v, step) for k, v in row.items() if k not in skip]
+        buffer = self._buffer.setdefault(run_id, {"rows": [], "params": {}, "tags": {}})
+        buffer["rows"].append(row)
         buffer["params"].update(self._pending_params.pop(run_id, {}))
         buffer["tags"].update(tags)
-        self.state.append_history({"trial_id": trial_id, **row})
         if time.monotonic() - self._last_write.get(run_id, -math.inf) >= WRITE_EVERY_S:
             self._write(run_id)
 
     def _write(self, run_id: str) -> None:
-        """One ``log_batch`` with everything buffered for ``run_id`` (possibly several epochs)."""
+        """One ``log_batch`` with everything buffered for ``run_id`` (possibly several epochs;
+        whole rows per call, see :mod:`.recovery`)."""
         buffer = self._buffer.pop(run_id, None)
         if buffer:
-            log_batch(
-                self.client,
-                run_id,
-                params=buffer["params"],
-                tags=buffer["tags"],
-                steps=buffer["steps"],
+            recovery.write_rows(
+                self.client, run_id, buffer["rows"], params=buffer["params"], tags=buffer["tags"]
             )
         self._last_write[run_id] = time.monotonic()
+
+    # -- exactly once across driver deaths (background thread) ------------------------------
+    def _recover(self) -> None:
+        """A resumed Tune run: adopt the trial runs created just before the driver died, and
+        write every run the ledger rows of earlier sessions that MLflow lacks."""
+        runs = self.state.runs
+        parents = [self.parent_run_id, *self.parents.values()]
+        adopted = recovery.adopt_runs(self.client, self.experiment_id, parents, runs)
+        if adopted:
+            runs.update(adopted)
+            self.state.save()
+        for trial_id, rows in self._earlier.items():
+            if trial_id in runs:
+                recovery.write_missing(self.client, runs[trial_id], rows)
+
+    def _reconcile(self) -> None:
+        """End of a Tune run: MLflow gets whatever the ledger has that it lacks (a write that
+        failed earlier in the session), so every result is in MLflow exactly once."""
+        runs = self.state.runs
+        for trial_id, rows in self.state.rows().items():
+            if trial_id in runs:
+                recovery.write_missing(self.client, runs[trial_id], rows)
+
+    def _interrupted(self, trial_id: str) -> None:
+        """A trial left unfinished (Ctrl-C, a failed search): KILLED until ``--resume``."""
+        run_id = self.state.runs.get(trial_id)
+        if run_id is not None and self.client.get_run(run_id).info.status == "RUNNING":
+            self.client.set_terminated(run_id, "KILLED")
 
     def _write_all(self, older_than: float = 0.0) -> None:
         now = time.monotonic()
@@ -556,6 +359,7 @@ class MlflowTrialCallback(tune.Callback):
         history: list[dict[str, Any]],
         status: str,
         error: str | None,
+        checkpoint: Any = None,
     ) -> None:
         if trial_id in self.state.data["finished"]:
             return
@@ -569,6 +373,11 @@ class MlflowTrialCallback(tune.Callback):
             self._log_files(run_id, self.trial_artifacts(config, history))
         except Exception as err:  # artifacts are a convenience: never fail the search for them
             log_batch(self.client, run_id, tags={"artifact_error": repr(err)[:1000]})
+        if self.trial_records is not None:
+            try:
+                self.trial_records(self.client, run_id, config, history, checkpoint)
+            except Exception as err:  # neither for datasets nor models
+                log_batch(self.client, run_id, tags={"records_error": repr(err)[:1000]})
         self.client.set_terminated(run_id, status)
         self.state.data["finished"].append(trial_id)
         self.state.save()

@@ -1,0 +1,204 @@
+"""The contract every registered weighting keeps (parametrised over the registry: a new plugin is
+tested by adding it, with its default options unless ``CONTRACT_OPTIONS`` says otherwise).
+
+- a resumed run (checkpoint after two of three epochs) reproduces the lambdas bit for bit;
+- every parameter gets a finite gradient, and it is the gradient of L_main + sum_i lambda_i L_i
+  for the lambdas the weighting reports;
+- the lambdas stay within the weighting's bounds and are reported as ``lambda/<task>``;
+- an unknown name, or a second class under a taken name, is refused with the valid names.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from auxtune.config import ConfigError, from_dict, to_dict
+from auxtune.robust.config import (
+    ModelConfig,
+    OptimConfig,
+    RuntimeConfig,
+    TasksConfig,
+    TrainConfig,
+    WeightingConfig,
+)
+from auxtune.robust.model import MultiHeadNet
+from auxtune.robust.trainer import Trainer
+from auxtune.robust.training import replayable
+from auxtune.robust.weighting import (
+    WEIGHTINGS,
+    StepContext,
+    create_weighting,
+    register_weighting,
+    weighted_sum,
+)
+from auxtune.robust.weighting.fixed import FixedWeighting
+
+TASKS = ("rotation", "reconstruction")
+NUM_CLASSES = 10
+#: options that make a weighting's lambdas move within the three tiny epochs below
+CONTRACT_OPTIONS: dict[str, dict[str, Any]] = {
+    "meta": {"warmup_epochs": 1, "meta_lr": 10.0, "lookahead": "nesterov"},
+    "auto_lambda": {"meta_lr": 0.05},
+    "schedule": {"per_epoch": [{"rotation": 0.2}, {"rotation": 0.9, "reconstruction": 0.1}]},
+}
+NAMES = list(WEIGHTINGS)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class TinyMetaSource:
+    """Deterministic meta-validation batches by index (uint8 NHWC, labels)."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(7)
+        self.images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+        self.labels = rng.integers(0, NUM_CLASSES, 12)
+
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        pick = np.arange(index, index + 4) % len(self.labels)
+        return self.images[pick], self.labels[pick]
+
+
+def weighting_config(name: str) -> WeightingConfig:
+    return WeightingConfig.create(name, **CONTRACT_OPTIONS.get(name, {}))
+
+
+def trainer(name: str) -> Trainer:
+    cfg = TrainConfig(
+        model=ModelConfig(depth=10, widen_factor=1, base_width=4),
+        optim=OptimConfig(batch_size=8, epochs=3, lr=0.05),
+        tasks=TasksConfig(names=TASKS, decoder_width=8),
+        weighting=weighting_config(name),
+        runtime=RuntimeConfig(device="cpu"),
+    )
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, 16)
+    return Trainer(cfg, images, labels, NUM_CLASSES, meta_source=TinyMetaSource())
+
+
+def run(t: Trainer, epochs: int) -> list[dict[str, Any]]:
+    """Every step's reported metrics (floats) over ``epochs`` epochs."""
+    steps: list[dict[str, Any]] = []
+    for _ in range(epochs):
+        t.train_epoch(on_step=lambda m: steps.append({k: float(v) for k, v in m.items()}))
+    return steps
+
+
+def same_state(a: Any, b: Any) -> bool:
+    """Equal nested plain data and tensors, bit for bit."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, Mapping):
+        return (
+            isinstance(b, Mapping)
+            and a.keys() == b.keys()
+            and all(same_state(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_resumed_run_reproduces_the_lambdas_bit_for_bit(name: str) -> None:
+    straight = trainer(name)
+    steps = run(straight, 3)
+    lambdas = [{k: v for k, v in m.items() if k.startswith("lambda/")} for m in steps]
+    if straight.weighting.lambdas_change:  # else the resume below would prove nothing
+        assert len({tuple(ls.values()) for ls in lambdas}) > 1, "lambdas never moved"
+
+    first = trainer(name)
+    run(first, 2)
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)  # checkpoints are loaded with weights_only=True
+    buffer.seek(0)
+    resumed = trainer(name)
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    tail = run(resumed, 1)
+    assert tail == steps[len(steps) - len(tail) :]  # every loss, lambda and weighting metric
+    assert same_state(resumed.weighting.state_dict(), straight.weighting.state_dict())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lambdas_stay_in_bounds_and_are_named_after_the_tasks(name: str) -> None:
+    t = trainer(name)
+    low, high = t.weighting.lambda_bounds()
+    for metrics in run(t, 3):
+        reported = {
+            k.removeprefix("lambda/"): v for k, v in metrics.items() if k.startswith("lambda/")
+        }
+        assert set(reported) == set(TASKS)
+        for task, value in reported.items():
+            assert low <= value <= high, (task, value, (low, high))
+        assert all(np.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_step_is_the_gradient_of_the_reported_weighted_loss(name: str) -> None:
+    """Every parameter gets a finite gradient: that of L_main + sum_i lambda_i L_i (reported)."""
+    torch.manual_seed(0)
+    model = MultiHeadNet(
+        ModelConfig(depth=10, widen_factor=1, base_width=4),
+        TasksConfig(names=TASKS, decoder_width=8),
+        NUM_CLASSES,
+    ).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    weighting = create_weighting(weighting_config(name), TASKS)
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(8, 3, 32, 32, generator=generator)
+    labels = torch.randint(NUM_CLASSES, (8,), generator=generator)
+    meta = (torch.rand(4, 3, 32, 32, generator=generator), labels[:4])
+    losses_again = replayable(model, images, labels, None)
+    epoch = 2  # past every warm-up
+    ctx = StepContext(model, optimizer, epoch, 0, lambda: meta, None, losses_again)
+    metrics = weighting.backward(losses_again(), ctx)
+    got = {n: p.grad for n, p in model.named_parameters()}
+    for n, grad in got.items():
+        assert grad is not None and torch.isfinite(grad).all(), n
+    assert any(bool(g.abs().sum() > 0) for n, g in got.items() if n.startswith("tasks."))
+
+    lambdas = {t: metrics[f"lambda/{t}"] for t in TASKS}
+    model.zero_grad(set_to_none=True)
+    weighted_sum(losses_again(), lambdas).backward()
+    for n, p in model.named_parameters():
+        assert p.grad is not None
+        torch.testing.assert_close(got[n], p.grad, rtol=1e-4, atol=1e-7, msg=n)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_config_section_round_trips_through_plain_data(name: str) -> None:
+    cfg = TrainConfig(tasks=TasksConfig(names=TASKS), weighting=weighting_config(name))
+    plain = to_dict(cfg)
+    assert from_dict(TrainConfig, plain) == cfg
+    cls = WEIGHTINGS[name]
+    assert (name in plain["weighting"]) == (cls.config_class is not None)
+
+
+def test_an_unknown_weighting_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        WeightingConfig(name="magic")
+    assert "'magic'" in str(err.value) and ", ".join(WEIGHTINGS) in str(err.value)
+    with pytest.raises(ConfigError, match=r"unknown config key weighting\.magic; valid keys"):
+        from_dict(WeightingConfig, {"magic": {"rate": 1}})
+
+
+def test_a_taken_name_is_refused() -> None:
+    class Another(FixedWeighting):
+        name = "fixed"
+
+    with pytest.raises(ValueError, match="'fixed' is already registered by auxtune"):
+        register_weighting(Another)
+    assert WEIGHTINGS["fixed"] is FixedWeighting
