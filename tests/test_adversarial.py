@@ -223,6 +223,27 @@ def test_the_trainer_trains_on_adversarial_examples_only_in_train_mode():
     assert np.isfinite(metrics["loss/main"]) and np.isfinite(metrics["loss/rotation"])
 
 
+def test_warmup_grows_the_training_radius_step_by_step_to_epsilon():
+    """16 images, batch 8: 2 steps an epoch; warm-up over 1.5 epochs = 3 steps at 1/3, 2/3, 1."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 16)
+    trainer = Trainer(adversarial_config(warmup_epochs=1.5), images, labels, 10)
+    full = trainer.adversary
+    assert full is not None
+    seen = []
+    for _ in range(2):
+        trainer.train_epoch(on_step=lambda m: seen.append(m["adv/train_epsilon"]))
+    assert seen == pytest.approx([EPS / 3, 2 * EPS / 3, EPS, EPS])
+    # the step shrinks with the radius, so the same number of PGD steps crosses the ball
+    third = full.scaled(1 / 3).pgd
+    assert (third.epsilon, third.step_size) == pytest.approx(
+        (full.pgd.epsilon / 3, full.pgd.step_size / 3)
+    )
+    assert full.scaled(1.0) is full
+    metrics = Trainer(adversarial_config(), images, labels, 10).train_epoch()
+    assert metrics["adv/train_epsilon"] == pytest.approx(EPS)  # no warm-up: epsilon throughout
+
+
 def test_meta_weighting_sees_the_adversarial_main_loss_in_place_of_the_clean_one():
     """The step with an adversary == the meta-gradient of the named losses at the PGD example."""
     x, y = batch(8)
@@ -261,6 +282,7 @@ def test_meta_weighting_sees_the_adversarial_main_loss_in_place_of_the_clean_one
         ("adversarial.epsilon=-0.1", "adversarial.epsilon = -0.1 must be > 0"),
         ("adversarial.epsilon=2", "adversarial.epsilon = 2.0 must be > 0 and <= 1"),
         ("adversarial.steps=0", "adversarial.steps = 0 must be >= 1"),
+        ("adversarial.warmup_epochs=-1", "adversarial.warmup_epochs = -1.0 must be >= 0"),
         ("adversarial.step_size=0", "adversarial.step_size = 0.0 must be > 0"),
         ("adversarial.threat_model=l3", "adversarial.threat_model = 'l3' is not allowed"),
         ("adversarial.attack_loss=aux", "adversarial.attack_loss = 'aux' is not allowed"),

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -174,6 +174,18 @@ class Adversary:
         if not cfg.train:
             return None
         return cls(PGD.from_config(cfg), cfg.attack_loss, cfg.aux_view)
+
+    def scaled(self, fraction: float) -> Adversary:
+        """This attack with its radius and step times ``fraction`` in (0, 1] (epsilon warm-up).
+
+        Scaling both keeps PGD's path the same shape: the same number of steps crosses the ball.
+        """
+        if fraction >= 1:
+            return self
+        pgd = replace(
+            self.pgd, epsilon=self.pgd.epsilon * fraction, step_size=self.pgd.step_size * fraction
+        )
+        return replace(self, pgd=pgd)
 
     def __call__(
         self,

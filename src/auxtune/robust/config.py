@@ -362,6 +362,9 @@ class AdversarialConfig:
     # per PGD step, pixel units; null = 2.5 * epsilon / steps (Madry et al.'s rule: 2/255 here)
     step_size: float | None = None
     random_start: bool = True  # start uniformly inside the ball (Madry et al.), not at x
+    # epochs over which the training radius (and PGD's step) grows linearly from 0 to epsilon,
+    # step by step; 0 = the full radius from the first step
+    warmup_epochs: float = 0.0
     attack_loss: Literal["main", "total"] = "main"  # what the attack maximises (total: + lambdas)
     aux_view: Literal["clean", "adversarial"] = "adversarial"  # what the auxiliary heads see
     val_images: int = 200  # fixed validation images attacked after every epoch (val_adv_accuracy)
@@ -399,6 +402,10 @@ class AdversarialConfig:
         check(
             self.step_size is None or self.step_size > 0,
             f"adversarial.step_size = {self.step_size} must be > 0 (or null for 2.5 * epsilon / steps)",
+        )
+        check(
+            self.warmup_epochs >= 0,
+            f"adversarial.warmup_epochs = {self.warmup_epochs} must be >= 0 (0 = no warm-up)",
         )
         check(self.val_images >= 1, f"adversarial.val_images = {self.val_images} must be >= 1")
         check(

@@ -168,6 +168,7 @@ class Trainer:
             autocast=self.autocast,
         )
         main_loss = self._main_loss(trusted)
+        adversary = self._adversary()
         metrics = train_step(
             self.model,
             self.optimizer,
@@ -175,12 +176,21 @@ class Trainer:
             x,
             labels,
             ctx,
-            adversary=self.adversary,
+            adversary=adversary,
             main_loss=main_loss,
         )
+        if adversary is not None:
+            metrics["adv/train_epsilon"] = adversary.pgd.epsilon
         self.scheduler.step()
         self.step += 1
         return metrics
+
+    def _adversary(self) -> Adversary | None:
+        """The training attack of this step: its radius grows over ``adversarial.warmup_epochs``."""
+        warmup_steps = self.cfg.adversarial.warmup_epochs * self.steps_per_epoch
+        if self.adversary is None or self.step >= warmup_steps:
+            return self.adversary
+        return self.adversary.scaled((self.step + 1) / warmup_steps)
 
     def _main_loss(self, trusted: torch.Tensor) -> MainLoss:
         if self.corruption_matrix is None:
