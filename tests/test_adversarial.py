@@ -59,14 +59,7 @@ def bn_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine two spin-waiting
-    OpenMP threads slow every small operation down many times over (measured: 10x and more)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_doctests_pass():

@@ -74,14 +74,7 @@ def trained():
     return trainer.model.eval(), dark_or_bright(N, seed=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine two spin-waiting
-    OpenMP threads slow every small operation down many times over (measured: 10x and more)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_doctests_pass():

@@ -61,14 +61,7 @@ DETERMINISTIC = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batches here are tiny: a second thread only adds synchronisation, which costs 100x the
-    work itself when the cores are busy with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def grey_images(n: int = 16, level: int = 128) -> np.ndarray:

@@ -50,12 +50,7 @@ CONTRACT_OPTIONS: dict[str, dict[str, Any]] = {
 NAMES = list(WEIGHTINGS)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyMetaSource:

@@ -23,12 +23,7 @@ from auxtune.robust.weighting.uncertainty import uncertainty_objective
 NUM_CLASSES = 10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def combine(name: str, rows: list[list[float]], **options: float) -> dict[str, float]:
