@@ -199,3 +199,29 @@ def test_report_without_sweep_or_front_has_neither_section(tmp_path: Path) -> No
     assert "test epsilon" not in text and "Pareto" not in text
     out = write_report(bare, tmp_path / "bare")
     assert not (out / "epsilon_sweep.png").exists()
+
+
+def test_report_lists_the_masking_checks_seed_by_seed() -> None:
+    """A seed whose PGD-100 is weaker than PGD-20, or whose sweep rises, fails that check by name;
+    rows without PGD-20 and PGD-100 are not listed."""
+    import dataclasses
+
+    c = comparison()
+    attacks = [
+        {"adv_pgd20_accuracy": 0.5, "adv_pgd100_accuracy": 0.49, "adv_apgd_accuracy": 0.47},
+        {"adv_pgd20_accuracy": 0.5, "adv_pgd100_accuracy": 0.6, "adv_apgd_accuracy": 0.45},
+    ]
+    row = c.rows[1]
+    retrains = tuple(
+        dataclasses.replace(r, metrics={**r.metrics, **extra})
+        for r, extra in zip(row.retrains, attacks)
+    )
+    retrains[1].metrics["adv/eps_2x_accuracy"] = 0.99  # rises with epsilon
+    c = dataclasses.replace(c, rows=(c.rows[0], dataclasses.replace(row, retrains=retrains)))
+    text = render_markdown(c, [])
+    section = text.split("## Sanity checks against gradient masking")[1].split("\n## ")[0]
+    assert "| optuna | monotone in epsilon | 1/2 | seed 1: " in section
+    assert "| optuna | PGD-100 <= PGD-20 | 1/2 | seed 1: 0.600 vs 0.500 |" in section
+    assert "| optuna | apgd <= PGD-20 | 2/2 |  |" in section
+    assert "baseline" not in section  # measured under no attack
+    assert "1000 attacked test images" in section

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -28,6 +29,9 @@ from auxtune.platform.pareto import front_table
 from auxtune.platform.plots import draw_all, epsilon_sweep, pareto_figure_name, training_epsilon
 from auxtune.platform.stats import PairedDifference
 from auxtune.trainables.metrics import higher_is_better
+
+if TYPE_CHECKING:
+    from auxtune.robust.adversarial_eval import Check
 
 REPORT_FILES = ("report.md", "results.json", "config.yaml")
 DEFAULT_WORKDIR = "runs"  # TrackingConfig's default: `auxtune ui` with no flags opens its store
@@ -280,6 +284,72 @@ def epsilon_section(comparison: Comparison) -> list[str]:
     ]
 
 
+def masking_section(comparison: Comparison) -> list[str]:
+    """The sanity checks against gradient masking, on every retrain measured under PGD-20 and
+    PGD-100 (nothing when none was): how many seeds of each row pass each check, and what failed."""
+    from auxtune.robust.adversarial_eval import sampling_tolerance
+
+    adversarial, data = comparison.config["adversarial"], comparison.config["data"]
+    images = min(adversarial["test_images"] or data["num_test"], data["num_test"])
+    tolerance = sampling_tolerance(images)
+    rows = []
+    for row in comparison.rows:
+        passed: dict[str, list[int]] = {}
+        failed: dict[str, list[str]] = {}
+        for retrain in row.retrains:
+            for check in retrain_masking_checks(retrain.metrics, tolerance):
+                passed.setdefault(check.name, [])
+                failed.setdefault(check.name, [])
+                if check.passed:
+                    passed[check.name].append(retrain.seed)
+                else:
+                    failed[check.name].append(f"seed {retrain.seed}: {check.detail}")
+        for name, seeds in passed.items():
+            total = len(seeds) + len(failed[name])
+            rows.append([row.strategy, name, f"{len(seeds)}/{total}", "; ".join(failed[name])])
+    if not rows:
+        return []
+    return [
+        "## Sanity checks against gradient masking",
+        "",
+        f"Per retrain, on its {images} attacked test images, each check allowing "
+        f"{100 * tolerance:.2g} points of sampling noise: accuracy never rises with the test "
+        "epsilon (the sweep above), PGD-100 is no weaker than PGD-20, and the library's attack "
+        "(ART) is no weaker than our PGD-20. A failure suggests masked gradients: trust that "
+        "row's attack accuracy less (`auxtune evaluate --attack ... --checks` adds accuracy at a "
+        "large epsilon).",
+        "",
+        markdown_table(["strategy", "check", "seeds passing", "failures"], rows),
+        "",
+    ]
+
+
+#: the final metrics of attacks a maintained library runs (ART): the masking checks' yardstick
+LIBRARY_ATTACK_METRIC = re.compile(r"adv_(?P<attack>art-pgd[0-9]+|apgd|autoattack)_accuracy")
+
+
+def retrain_masking_checks(metrics: dict[str, float], tolerance: float) -> list[Check]:
+    """The masking checks one retrain's final metrics allow (none without PGD-20 and PGD-100)."""
+    from auxtune.robust.adversarial_eval import masking_checks, sweep_multiple
+
+    if "adv_pgd20_accuracy" not in metrics or "adv_pgd100_accuracy" not in metrics:
+        return []
+    sweep = {m: v for k, v in metrics.items() if (m := sweep_multiple(k)) is not None}
+    library = [
+        (match["attack"], value)
+        for key, value in metrics.items()
+        if (match := LIBRARY_ATTACK_METRIC.fullmatch(key)) is not None
+    ]
+    return masking_checks(
+        sweep,
+        metrics["adv_pgd20_accuracy"],
+        metrics["adv_pgd100_accuracy"],
+        None,
+        min(library, key=lambda item: item[1]) if library else None,
+        tolerance=tolerance,
+    )
+
+
 def pareto_section(comparison: Comparison) -> list[str]:
     """For each multi-objective search: its Pareto front's members and their figure."""
     parts: list[str] = []
@@ -364,6 +434,7 @@ def render_markdown(comparison: Comparison, figures: list[str]) -> str:
         severity_table(c),
         "",
         *epsilon_section(c),
+        *masking_section(c),
         *pareto_section(c),
         "## What each row retrained",
         "",
