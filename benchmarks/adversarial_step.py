@@ -26,6 +26,7 @@ in process CPU time, ``pgd_eval_images_per_s``, ``forward_images_per_s``, ...
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -127,8 +128,8 @@ def main() -> None:
     }
     for trainer in trainers.values():  # one initialisation for all three
         trainer.model.load_state_dict(trainers["clean"].model.state_dict())
-    steps = {
-        name: (lambda t=t: t._step(t.images, t.labels))  # type: ignore[misc]
+    steps: dict[str, Callable[[], Any]] = {
+        name: functools.partial(t._step, t.images, t.labels, t.trusted)
         for name, t in trainers.items()
     }
     train = interleaved(steps, device, args.rounds, args.warmup)

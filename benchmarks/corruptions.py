@@ -69,7 +69,7 @@ def time_corruptions(batch: int, workers: int, threads: int) -> list[dict]:
 
 def naive_gaussian_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = image / 255.0
-    return np.uint8(np.clip(x + rng.normal(size=x.shape, scale=0.08), 0, 1) * 255)
+    return (np.clip(x + rng.normal(size=x.shape, scale=0.08), 0, 1) * 255).astype(np.uint8)
 
 
 def naive_zoom_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -82,17 +82,17 @@ def naive_zoom_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         zoomed = ndimage.zoom(x[top : top + crop, top : top + crop], (zoom, zoom, 1), order=1)
         trim = (zoomed.shape[0] - 32) // 2
         out += zoomed[trim : trim + 32, trim : trim + 32]
-    return np.uint8(np.clip((x + out) / (len(zooms) + 1), 0, 1) * 255)
+    return (np.clip((x + out) / (len(zooms) + 1), 0, 1) * 255).astype(np.uint8)
 
 
 def naive_glass_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     blur = lambda x: ndimage.gaussian_filter(x, (0.4, 0.4, 0), mode="nearest")  # noqa: E731
-    x = np.uint8(blur(image / 255.0) * 255)
+    x = (blur(image / 255.0) * 255).astype(np.uint8)
     for row in range(31, 1, -1):
         for col in range(31, 1, -1):
             dy, dx = rng.integers(-1, 1, size=2)
             x[row, col], x[row + dy, col + dx] = x[row + dy, col + dx], x[row, col]
-    return np.uint8(np.clip(blur(x / 255.0), 0, 1) * 255)
+    return (np.clip(blur(x / 255.0), 0, 1) * 255).astype(np.uint8)
 
 
 NAIVE = {

@@ -56,7 +56,7 @@ def one_run(config: str | None, overrides: list[str], seed: int) -> dict[str, An
     """Train and evaluate one seed as a trial would; return its metrics and seconds."""
     import torch
 
-    from auxtune.data.meta_validation import meta_validation_stream
+    from auxtune.data.meta_validation import meta_validation_source
     from auxtune.platform.config import load_experiment
     from auxtune.robust.trainer import Trainer
     from auxtune.trainables.data import absolute_data_config, prepare_trial_data
@@ -69,11 +69,9 @@ def one_run(config: str | None, overrides: list[str], seed: int) -> dict[str, An
     cfg = replace(cfg, data=absolute_data_config(cfg.data))
     data = prepare_trial_data(cfg)  # cached after the first call: not part of a trial's time
     splits = data.splits
-    meta = None
-    if cfg.weighting.name == "meta":
-        meta = meta_validation_stream(
-            cfg.weighting.protocol, splits, cfg.data, cfg.weighting.meta_batch_size, cfg.seed
-        )
+    # as a trial: the stream of any weighting that needs meta-validation batches (meta,
+    # auto_lambda), with its section's protocol and meta_batch_size; None for the others
+    meta = meta_validation_source(cfg, splits, paper=data.paper_pool)
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer = Trainer(
         cfg, splits.train.images, splits.train.labels, splits.num_classes, meta_source=meta

@@ -54,7 +54,7 @@ def build(device: torch.device, runtime: RuntimeConfig) -> tuple[MultiHeadNet, t
     model = MultiHeadNet(
         ModelConfig(depth=16, widen_factor=2), TasksConfig(names=TASKS), NUM_CLASSES
     )
-    model.to(device, memory_format=memory_format(device, runtime)).train()
+    model.to(device).to(memory_format=memory_format(device, runtime)).train()
     optimizer = torch.optim.SGD(
         model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4
     )
@@ -124,8 +124,8 @@ def hypergrad_error(lookahead: str) -> float:
     model.double()
     optimizer = torch.optim.SGD(model.parameters(), **optimizer.defaults)
     batch, meta = (
-        random_batch(BATCH, "cpu", torch.float64),
-        random_batch(META_BATCH, "cpu", torch.float64),
+        random_batch(BATCH, torch.device("cpu"), torch.float64),
+        random_batch(META_BATCH, torch.device("cpu"), torch.float64),
     )
     lambdas = WeightingConfig().initial_lambdas(TASKS)
 
@@ -153,8 +153,8 @@ def main() -> None:
     device = resolve_device(args.device)
     seconds = time_steps(device, args.steps, args.warmup)
     errors = {mode: hypergrad_error(mode) for mode in ("sgd", "nesterov")}
-    for name, (wall, cpu) in seconds.items():
-        print(f"{name:>13}: {wall * 1000:8.1f} ms/step wall, {cpu * 1000:8.1f} ms CPU")
+    for name, (wall_s, cpu_s) in seconds.items():
+        print(f"{name:>13}: {wall_s * 1000:8.1f} ms/step wall, {cpu_s * 1000:8.1f} ms CPU")
     print(f"hypergradient max relative error (float64): {errors}")
     wall = {name: value[0] for name, value in seconds.items()}
     cpu = {name: value[1] for name, value in seconds.items()}

@@ -120,7 +120,8 @@ class PlainLoop:
         with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
             logits = model.classifier(model.backbone.forward_features(x))
             loss = F.cross_entropy(logits.float(), labels)
-            for task in model.tasks.values():
+            for name in model.tasks:
+                task = model.task(name)  # typed: ModuleDict values are plain Modules
                 inputs, targets = task.make_inputs(x)
                 prediction = task(model.backbone.forward_features(inputs))
                 loss = loss + LAMBDA * task.loss(prediction, targets)
@@ -158,7 +159,7 @@ def main() -> None:
         return metrics["loss/main"] + LAMBDA * sum(metrics[f"loss/{t}"] for t in tasks)
 
     sides: dict[str, Callable[[], Any]] = {
-        "trainer": lambda: trainer._step(images, labels),
+        "trainer": lambda: trainer._step(images, labels, trainer.trusted),
         "plain": lambda: plain.step(images, labels),
     }
     times: dict[str, list[float]] = {name: [] for name in sides}

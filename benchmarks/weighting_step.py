@@ -58,7 +58,7 @@ def build(device: torch.device, runtime: RuntimeConfig) -> tuple[MultiHeadNet, t
     model = MultiHeadNet(
         ModelConfig(depth=16, widen_factor=2), TasksConfig(names=tuple(TASKS)), NUM_CLASSES
     )
-    model.to(device, memory_format=memory_format(device, runtime)).train()
+    model.to(device).to(memory_format=memory_format(device, runtime)).train()
     optimizer = torch.optim.SGD(
         model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4
     )
