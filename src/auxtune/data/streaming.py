@@ -9,7 +9,8 @@ of a node (one model copy, each batch in one forward pass, like the in-memory lo
 CPU actor would run on this very machine (a one-node cluster), this process plays the actor: Ray
 Data still reads and filters the files in its own tasks and streams the batches here, and the
 evaluation is spared the actor's start-up (a new process importing torch), which on 2 cores was the
-largest cost besides the forward passes (see ``benchmarks/stream_eval.py``). Ray is started here
+largest cost besides the forward passes (see ``benchmarks/stream_eval.py``); its files are then
+read one task at a time, which keeps up with the model and leaves it the cores. Ray is started here
 only when it is not running, and shut down only if started here.
 """
 
@@ -167,11 +168,16 @@ def _count(
     progress: bool,
 ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
     """Correct and total images per (corruption, severity), summed over the actors' batches."""
-    ds = _read_per_file(files, block_rows)
+    options = _actor_options(checkpoint, num_actors, use_gpu)
+    here = _one_cpu_actor_here(options, num_actors)
+    # this process as the one consumer: one read task at a time keeps up with its forward passes
+    # (a file takes ~5 ms to read) and leaves the cores to them; every further reader is a
+    # worker process whose Ray Data start-up competes with the model (2-3 s of 35 measured)
+    ds = _read_per_file(files, block_rows, readers=1 if here else None)
     ds.context.enable_progress_bars = progress
     correct: dict[tuple[str, int], int] = {}
     total: dict[tuple[str, int], int] = {}
-    for counts in _counted_batches(ds, checkpoint, batch_size, num_actors, use_gpu):
+    for counts in _counted_batches(ds, checkpoint, batch_size, options, here):
         columns = ("corruption", "severity", "correct_sum", "correct_count")
         for corruption, severity, hits, count in zip(*(counts[c].to_pylist() for c in columns)):
             key = (str(corruption), int(severity))
@@ -181,12 +187,12 @@ def _count(
 
 
 def _counted_batches(
-    ds: Any, checkpoint: str, batch_size: int, num_actors: int | None, use_gpu: bool | None
+    ds: Any, checkpoint: str, batch_size: int, options: dict[str, Any], here: bool
 ) -> Iterator[pa.Table]:
-    """The per-batch counts: from actors, or from this process when the pool would be one CPU
-    actor on this very machine: there a separate actor adds its start-up and nothing in parallel."""
-    options = _actor_options(checkpoint, num_actors, use_gpu)
-    if _one_cpu_actor_here(options, num_actors):
+    """The per-batch counts: from actors, or from this process (``here``) when the pool would be
+    one CPU actor on this very machine: there a separate actor adds its start-up and nothing in
+    parallel."""
+    if here:
         model = BlockAccuracy(checkpoint, "cpu", threads=0)  # this process's torch threads
         for batch in ds.iter_batches(batch_size=batch_size, batch_format="pyarrow"):
             yield model(batch)
@@ -195,9 +201,12 @@ def _counted_batches(
     yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
-def _read_per_file(files: list[Path], block_rows: tuple[int, int]) -> Any:
+def _read_per_file(
+    files: list[Path], block_rows: tuple[int, int], readers: int | None = None
+) -> Any:
     """A dataset with one read task, and one block, per Parquet file, the block-row slice pushed
-    into the read (row groups outside it are skipped).
+    into the read (row groups outside it are skipped); at most ``readers`` tasks at a time
+    (None: as many as the cluster's CPUs allow).
 
     Not ``ray.data.read_parquet``: Ray 2.60's reader packs row groups into 128 MiB read tasks
     whatever ``override_num_blocks`` says, so a set of that size or less is read whole by one
@@ -211,6 +220,7 @@ def _read_per_file(files: list[Path], block_rows: tuple[int, int]) -> Any:
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=READ_CPUS,
+        concurrency=readers,
     )
 
 
