@@ -102,3 +102,26 @@ def test_trial_threads_never_exceed_the_machine(tmp_path, no_ray):
     assert trial_resources(many, on_cluster=False).threads == 2
     one = _tiny(tmp_path, "search.cpus_per_trial=1").search
     assert trial_resources(one, on_cluster=False).threads == 1
+
+
+def test_library_chatter_goes_to_the_log_file_and_its_handlers_come_back(tmp_path: Path) -> None:
+    """Without --verbose, Ray's and Optuna's messages (Optuna's "A new study created in memory")
+    land in the command's log file, and each logger gets its own handlers back afterwards."""
+    import logging
+
+    from auxtune.platform.ray_runtime import LIBRARY_LOGGERS, ray_logs_to
+
+    before = {name: logging.getLogger(name).handlers[:] for name in LIBRARY_LOGGERS}
+    log = tmp_path / "logs" / "x.log"
+    with ray_logs_to(log):
+        for name in ("ray", "optuna"):
+            assert [type(h) for h in logging.getLogger(name).handlers] == [logging.FileHandler]
+        logging.getLogger("optuna.study.study").info("A new study created in memory")
+        logging.getLogger("ray.tune").warning("a Tune note")
+    text = log.read_text()
+    assert "A new study created in memory" in text and "a Tune note" in text
+    import optuna.logging  # noqa: F401
+
+    after = {name: logging.getLogger(name).handlers for name in LIBRARY_LOGGERS}
+    assert after["ray"] == before["ray"] and after["py.warnings"] == before["py.warnings"]
+    assert logging.StreamHandler in {type(h) for h in after["optuna"]}  # Optuna's own, restored

@@ -44,13 +44,20 @@ def ray_session(
                 ray.shutdown()
 
 
+#: what a search or comparison without ``--verbose`` sends to its log file instead of the console
+LIBRARY_LOGGERS = ("ray", "optuna", "py.warnings")
+
+
 @contextmanager
 def ray_logs_to(path: Path) -> Iterator[Path]:
-    """Send the ``ray`` loggers and Python warnings to ``path`` for the duration of the block."""
+    """Send the loggers of :data:`LIBRARY_LOGGERS` (Ray's, Optuna's "A new study created ...")
+    and Python warnings to ``path`` for the duration of the block."""
+    import optuna.logging  # noqa: F401  (adds Optuna's stderr handler now, for the block to replace)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    loggers = [logging.getLogger(name) for name in ("ray", "py.warnings")]
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
     saved = [(lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
     logging.captureWarnings(True)
     for lg in loggers:
