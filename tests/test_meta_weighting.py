@@ -30,6 +30,7 @@ from auxtune.robust.weighting.meta import (
     lookahead_step,
     meta_gradient,
 )
+from weighting_support import TinyMetaSource
 
 TASKS = ("rotation", "reconstruction")
 NUM_CLASSES = 10
@@ -310,19 +311,6 @@ def test_lambdas_are_clamped_to_zero_and_lambda_max() -> None:
 
 
 # -- the trainer: a resumed run continues exactly -------------------------------------------------
-
-
-class TinyMetaSource:
-    """Deterministic meta-validation batches by index (uint8 NHWC, labels)."""
-
-    def __init__(self) -> None:
-        rng = np.random.default_rng(7)
-        self.images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
-        self.labels = rng.integers(0, NUM_CLASSES, 12)
-
-    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        pick = np.arange(index, index + 4) % len(self.labels)
-        return self.images[pick], self.labels[pick]
 
 
 def meta_trainer() -> Trainer:

@@ -38,6 +38,7 @@ from auxtune.robust.weighting import (
     weighted_sum,
 )
 from auxtune.robust.weighting.fixed import FixedWeighting
+from weighting_support import TinyMetaSource
 
 TASKS = ("rotation", "reconstruction")
 NUM_CLASSES = 10
@@ -51,19 +52,6 @@ NAMES = list(WEIGHTINGS)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-class TinyMetaSource:
-    """Deterministic meta-validation batches by index (uint8 NHWC, labels)."""
-
-    def __init__(self) -> None:
-        rng = np.random.default_rng(7)
-        self.images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
-        self.labels = rng.integers(0, NUM_CLASSES, 12)
-
-    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        pick = np.arange(index, index + 4) % len(self.labels)
-        return self.images[pick], self.labels[pick]
 
 
 def weighting_config(name: str) -> WeightingConfig:
