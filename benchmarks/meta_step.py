@@ -54,7 +54,7 @@ def build(device: torch.device, runtime: RuntimeConfig) -> tuple[MultiHeadNet, t
     model = MultiHeadNet(
         ModelConfig(depth=16, widen_factor=2), TasksConfig(names=TASKS), NUM_CLASSES
     )
-    model.to(device).to(memory_format=memory_format(device, runtime)).train()
+    model.to(device).to(memory_format=memory_format(runtime)).train()
     optimizer = torch.optim.SGD(
         model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4
     )
@@ -93,7 +93,7 @@ def time_steps(device: torch.device, steps: int, warmup: int) -> dict[str, tuple
     runtime = RuntimeConfig()
     model, optimizer = build(device, runtime)
     autocast = autocast_factory(device, runtime)
-    fmt = memory_format(device, runtime)
+    fmt = memory_format(runtime)
     cfg = WeightingConfig.create("meta", warmup_epochs=0)
     weightings: dict[str, Weighting] = {
         "plain": create_weighting(WeightingConfig(), TASKS),

@@ -5,8 +5,8 @@ same random draws: the global seed is reset before every step) and are timed one
 round, in alternating order; the report is the ratio of the median step times.
 
 * trainer: the real ``Trainer._step`` (uint8 -> float input, ``StepContext``, ``train_step`` with the
-  fixed weighting's backward, SGD, the cosine schedule), with the runtime's bf16 autocast and
-  channels_last on CUDA;
+  fixed weighting's backward, SGD, the cosine schedule), with the runtime's bf16 autocast on CUDA
+  and channels_last;
 * plain: the same math written inline below: the model's modules and the tasks' own transforms and
   losses, but no auxtune training code.
 
@@ -99,7 +99,7 @@ class PlainLoop:
     def __init__(self, trainer: Trainer) -> None:
         cfg, device = trainer.cfg, trainer.device
         on_cuda = device.type == "cuda"
-        self.fmt = torch.channels_last if on_cuda else torch.contiguous_format
+        self.fmt = trainer.memory_format  # what a PyTorch user would pick: channels_last
         self.dtype = torch.bfloat16 if on_cuda else None
         self.device_type = device.type
         self.model = MultiHeadNet(cfg.model, cfg.tasks, NUM_CLASSES).to(device)
@@ -201,7 +201,7 @@ def main() -> None:
         "batch": args.batch,
         "steps": steps,
         "bf16": on_cuda,
-        "channels_last": on_cuda,
+        "channels_last": trainer.memory_format == torch.channels_last,
         "torch": torch.__version__,
     }
     print(json.dumps(result))

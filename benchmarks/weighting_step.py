@@ -58,7 +58,7 @@ def build(device: torch.device, runtime: RuntimeConfig) -> tuple[MultiHeadNet, t
     model = MultiHeadNet(
         ModelConfig(depth=16, widen_factor=2), TasksConfig(names=tuple(TASKS)), NUM_CLASSES
     )
-    model.to(device).to(memory_format=memory_format(device, runtime)).train()
+    model.to(device).to(memory_format=memory_format(runtime)).train()
     optimizer = torch.optim.SGD(
         model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4
     )
@@ -109,7 +109,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     runtime = RuntimeConfig()
-    fmt = memory_format(device, runtime)
+    fmt = memory_format(runtime)
     names = list(WEIGHTINGS) if args.only is None else ["fixed", *args.only.split(",")]
     model, optimizer = build(device, runtime)
     variants = weightings(list(dict.fromkeys(names)))

@@ -211,7 +211,7 @@ def load_for_inference(
     """The checkpoint's model on ``device`` with the autocast and memory format it trained with."""
     model, cfg = load_model(checkpoint, device)
     device = torch.device(device)
-    fmt = memory_format(device, cfg.runtime)
+    fmt = memory_format(cfg.runtime)
     return model.to(memory_format=fmt), autocast_factory(device, cfg.runtime), fmt
 
 

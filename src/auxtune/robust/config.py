@@ -319,7 +319,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile the model
     bf16: bool = True  # bf16 autocast, on CUDA only
-    channels_last: bool = True  # memory format, on CUDA only
+    channels_last: bool = True  # memory format of images and weights (faster on CUDA and CPU)
     threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
 
     def __post_init__(self) -> None:

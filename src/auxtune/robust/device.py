@@ -1,4 +1,4 @@
-"""Device choice and the CUDA-only speed-ups (bf16 autocast, channels_last)."""
+"""Device choice and the speed-ups: bf16 autocast (CUDA only) and channels_last (CUDA and CPU)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def autocast_factory(device: torch.device, cfg: RuntimeConfig) -> Callable[[], A
     return contextlib.nullcontext
 
 
-def memory_format(device: torch.device, cfg: RuntimeConfig) -> torch.memory_format:
-    use = device.type == "cuda" and cfg.channels_last
-    return torch.channels_last if use else torch.contiguous_format
+def memory_format(cfg: RuntimeConfig) -> torch.memory_format:
+    """channels_last unless ``runtime.channels_last`` is off, on every device: besides CUDA's
+    tensor cores, oneDNN's CPU convolutions run faster on it too (one thread, forward + backward:
+    WRN-10-1 with 8 stem channels at batch 32 0.75x the time, WRN-16-2 at 64 0.87x, at 128 0.77x;
+    the demo's step with two heads 85 ms against 106, 2026-12-02)."""
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format

@@ -96,7 +96,7 @@ class Trainer:
             self.corruption_matrix = as_tensor(corruption_matrix, self.device).float()
         self.meta_source = meta_source
         self.num_classes = num_classes
-        self.memory_format = memory_format(self.device, cfg.runtime)
+        self.memory_format = memory_format(cfg.runtime)
         self.autocast = autocast_factory(self.device, cfg.runtime)
         self.model = MultiHeadNet(cfg.model, cfg.tasks, num_classes)
         self.model.to(self.device).to(memory_format=self.memory_format)
