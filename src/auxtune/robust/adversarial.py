@@ -213,7 +213,7 @@ class Adversary:
 
             def total(x: torch.Tensor) -> torch.Tensor:
                 rewind()  # the same task transforms in every PGD step (and then in training)
-                return weighted_sum(compute_losses(model, x, labels), lambdas)
+                return weighted_sum(compute_losses(model, x, labels, tasks=lambdas), lambdas)
 
             return self.pgd.perturb(total, images, delta=delta)
 

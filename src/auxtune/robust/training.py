@@ -1,11 +1,12 @@
 """The math of one training step: named losses, then the weighting's backward, then the update.
 
-losses = {"main": CE(f(x), y), task: L_task(head(f(T_task(x))), target) for each task}
+losses = {"main": CE(f(x), y), task: L_task(head(f(T_task(x))), target) for each active task}
 L = losses["main"] + sum_i lambda_i * losses[task_i]     (weighting.weighted_sum)
 
 Every loss has its own forward pass (disjoint graphs: the meta-gradient takes one gradient per
 loss at the cost of one backward in all); by default only the clean main forward moves the
-BatchNorm running statistics (``tasks.running_stats``).
+BatchNorm running statistics (``tasks.running_stats``). A task whose lambda stays 0 for the whole
+run is not computed (``Weighting.active_tasks``).
 
 With an ``adversary`` (adversarial training), x is first replaced by its PGD example for the main
 head and, per ``adversarial.aux_view``, for the tasks' views (:mod:`auxtune.robust.adversarial`).
@@ -14,7 +15,7 @@ head and, per ``adversarial.aux_view``, for the tasks' views (:mod:`auxtune.robu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -42,13 +43,16 @@ def compute_losses(
     aux_images: torch.Tensor | None = None,
     *,
     main_loss: MainLoss = cross_entropy,
+    tasks: Collection[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Main loss (cross-entropy unless a label correction replaces it) plus each task's loss on
     its own view of the same batch (of ``aux_images`` when given: adversarial training's clean or
-    adversarial view)."""
+    adversarial view). ``tasks``: the auxiliary tasks to compute (None: all the model's)."""
     losses = {MAIN: main_loss(model(images), labels)}
     views = images if aux_images is None else aux_images
     for name, task in model.tasks.items():
+        if tasks is not None and name not in tasks:
+            continue
         inputs, targets = task.make_inputs(views)  # type: ignore[operator]
         features = model.view_features(inputs)
         # loss_scale: a constant from tasks.loss_scales (the paper's code weighs MSEs by 30)
@@ -68,13 +72,17 @@ def train_step(
 ) -> dict[str, Any]:
     """One update; returns the detached losses under ``loss/<name>`` and the weighting's metrics."""
     optimizer.zero_grad(set_to_none=True)
+    tasks = weighting.active_tasks()  # a lambda fixed at 0: that task is not computed
     aux_images = None
     if adversary is not None:  # the attack first: a replay (recompute_losses) reuses its examples
+        lambdas = {task: weighting.lambdas[task] for task in tasks}
         with ctx.autocast() if ctx.autocast else torch.enable_grad():
-            images, aux_images = adversary(model, images, labels, weighting.lambdas)
-    ctx.recompute_losses = replayable(model, images, labels, ctx.autocast, aux_images, main_loss)
+            images, aux_images = adversary(model, images, labels, lambdas)
+    ctx.recompute_losses = replayable(
+        model, images, labels, ctx.autocast, aux_images, main_loss, tasks
+    )
     with ctx.autocast() if ctx.autocast else torch.enable_grad():
-        losses = compute_losses(model, images, labels, aux_images, main_loss=main_loss)
+        losses = compute_losses(model, images, labels, aux_images, main_loss=main_loss, tasks=tasks)
     metrics = weighting.backward(losses, ctx)
     optimizer.step()
     return {**{f"loss/{k}": v.detach() for k, v in losses.items()}, **metrics}
@@ -87,6 +95,7 @@ def replayable(
     autocast: Callable[[], Any] | None,
     aux_images: torch.Tensor | None = None,
     main_loss: MainLoss = cross_entropy,
+    tasks: Collection[str] | None = None,
 ) -> Callable[[], dict[str, torch.Tensor]]:
     """``compute_losses`` as it is about to run now, to run again later: the task transforms draw
     the same random numbers (the RNG state is replayed), and the global RNG stream moves on as if
@@ -101,6 +110,8 @@ def replayable(
             for device, state in zip(devices, device_state):
                 torch.cuda.set_rng_state(state, device)
             with autocast() if autocast else contextlib.nullcontext():
-                return compute_losses(model, images, labels, aux_images, main_loss=main_loss)
+                return compute_losses(
+                    model, images, labels, aux_images, main_loss=main_loss, tasks=tasks
+                )
 
     return again

@@ -13,7 +13,8 @@ CLI instead of its name:
   :class:`~auxtune.robust.trainer.Trainer` gives it a meta source;
 - ``needs_task_gradients``: it computes one gradient per loss over the shared parameters (the
   ``(1 + k, P)`` matrix of :func:`~auxtune.robust.weighting.gradients.task_gradients`);
-- ``lambdas_change``: its lambdas move during training (False only for constant lambdas);
+- ``lambdas_change``: its lambdas move during training (False only for constant lambdas: then a
+  task whose lambda is 0 is not computed at all, see :meth:`Weighting.active_tasks`);
 - ``search_lambdas``: a search over this weighting also draws the initial lambdas.
 
 The main task's weight is always 1: every weighting's step is the gradient of
@@ -99,6 +100,14 @@ class Weighting(ABC):
     def warmup_epochs(cls, options: Any) -> int:
         """Epochs it trains with its initial lambdas before they start to move (with ``options``)."""
         return 0
+
+    def active_tasks(self) -> tuple[str, ...]:
+        """The tasks whose losses a step computes: all of them, except those whose lambda stays 0
+        for the whole run. Such a loss cannot move a parameter, so its forward passes are skipped:
+        a fixed weighting with every lambda at 0 costs what training without tasks costs."""
+        if self.lambdas_change:
+            return self.tasks
+        return tuple(task for task in self.tasks if self.lambdas[task] != 0)
 
     def lambda_bounds(self) -> tuple[float, float]:
         """[low, high] every lambda it reports stays in."""

@@ -19,5 +19,5 @@ class FixedWeighting(Weighting):
     lambdas_change = False
 
     def backward(self, losses: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, Any]:
-        weighted_sum(losses, self.lambdas).backward()
+        weighted_sum(losses, {task: self.lambdas[task] for task in self.active_tasks()}).backward()
         return self.lambda_metrics()
