@@ -26,7 +26,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +36,7 @@ from auxtune.config import ConfigError, to_dict
 from auxtune.platform import invocation, tracking
 from auxtune.platform.comparison import Comparison, Retrain, Row, describe_choice
 from auxtune.platform.config import ExperimentConfig, strategy_names
-from auxtune.platform.ray_runtime import ray_session
+from auxtune.platform.ray_runtime import library_logs_to, ray_session
 from auxtune.platform.report import check_out_dir, write_report
 from auxtune.platform.search import Nesting, SearchResult, run_search
 from auxtune.platform.tracking.lifecycle import open_run, prepare_store
@@ -94,7 +94,8 @@ def run_compare(
 ) -> tuple[Comparison, Path]:
     """Search every strategy, retrain every row with the same seeds, write the report.
 
-    ``log_file``: Ray's own messages go there instead of the console.
+    ``log_file``: the libraries' messages (Ray's, MLflow's, Optuna's) go there instead of the
+    console.
     """
     start = time.perf_counter()
     plan = plan_compare(exp)
@@ -102,9 +103,11 @@ def run_compare(
     check_out_dir(out_dir)
     target = tracking.resolve_tracking(exp.tracking.workdir, exp.tracking.tracking_uri)
     tracking.check_reachable(target)
-    prepare_store(target)  # a fresh store's schema, one process at a time
-    prepare_data(exp)
-    with ray_session(address, exp.tracking.storage, log_file=log_file):
+    with ExitStack() as stack:
+        stack.enter_context(library_logs_to(log_file))
+        prepare_store(target)  # a fresh store's schema, one process at a time
+        prepare_data(exp)
+        stack.enter_context(ray_session(address, exp.tracking.storage, quiet=log_file is not None))
         client = tracking.client(target.uri)
         experiment_name = f"{exp.name}-compare"
         experiment_id = tracking.ensure_experiment(

@@ -1,6 +1,6 @@
 """The Ray side of a run: reach (or start) Ray, check the cluster, size what each trial asks for.
 
-    with ray_session(address=None, storage=None):
+    with library_logs_to("runs/logs/x.log"), ray_session(None, None, quiet=True):
         resources = trial_resources(exp.search, on_cluster=False)
 
 ``address=None`` starts a private local Ray for this command; ``"auto"`` or ``HOST:PORT`` joins a
@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,50 +23,63 @@ from auxtune.errors import UserError
 
 
 @contextmanager
-def ray_session(
-    address: str | None, storage: str | None, *, log_file: str | Path | None = None
-) -> Iterator[bool]:
+def ray_session(address: str | None, storage: str | None, *, quiet: bool = False) -> Iterator[bool]:
     """Ray for the duration of the block; yields True when this call started it (and stops it).
 
-    ``log_file``: Ray's own messages (start-up, Tune's notes and warnings, the trials' output)
-    go to that file instead of the console.
+    ``quiet``: keep the trials' output off the console and leave the logging of Ray's messages to
+    the caller (:func:`library_logs_to`).
     """
-    with ExitStack() as stack:
-        if log_file is not None:
-            stack.enter_context(ray_logs_to(Path(log_file)))
-        started = connect(address, storage, quiet=log_file is not None)
-        try:
-            yield started
-        finally:
-            if started:
-                import ray
+    started = connect(address, storage, quiet=quiet)
+    try:
+        yield started
+    finally:
+        if started:
+            import ray
 
-                ray.shutdown()
+            ray.shutdown()
 
 
 #: what a search or comparison without ``--verbose`` sends to its log file instead of the console
-LIBRARY_LOGGERS = ("ray", "optuna", "py.warnings")
+LIBRARY_LOGGERS = ("ray", "optuna", "mlflow", "py.warnings")
 
 
 @contextmanager
-def ray_logs_to(path: Path) -> Iterator[Path]:
-    """Send the loggers of :data:`LIBRARY_LOGGERS` (Ray's, Optuna's "A new study created ...")
-    and Python warnings to ``path`` for the duration of the block."""
-    import optuna.logging  # noqa: F401  (adds Optuna's stderr handler now, for the block to replace)
+def library_logs_to(path: str | Path | None) -> Iterator[None]:
+    """Send what the libraries say (the loggers of :data:`LIBRARY_LOGGERS`: Ray's notes and
+    warnings, Optuna's "A new study created ...", MLflow's "Creating initial MLflow database
+    tables ...", Python warnings) to the file ``path`` for the duration of the block; ``None``
+    leaves the console as it is.
 
+    The file's handler sits on the root logger and the library loggers propagate to it with no
+    handler of their own: ``ray.init(configure_logging=False)`` clears the "ray" logger's handlers,
+    so a handler there was lost and Python's last-resort handler printed Ray's warnings (the
+    token-authentication note, Tune's "Remote file not found") on the console.
+    """
+    if path is None:
+        yield
+        return
+    # each library sets its logger up when first imported: now, for the block to take it over
+    import mlflow  # noqa: F401
+    import optuna.logging  # noqa: F401
+    import ray  # noqa: F401
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
     loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
     saved = [(lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
     logging.captureWarnings(True)
+    root.addHandler(handler)
     for lg in loggers:
-        lg.handlers, lg.propagate = [handler], False
+        lg.handlers, lg.propagate = [], True
         lg.setLevel(logging.INFO)
     try:
-        yield path
+        yield
     finally:
         logging.captureWarnings(False)
+        root.removeHandler(handler)
         for lg, (handlers, propagate, level) in zip(loggers, saved):
             lg.handlers, lg.propagate = handlers, propagate
             lg.setLevel(level)

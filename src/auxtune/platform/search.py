@@ -29,7 +29,7 @@ from auxtune.platform import invocation, tracking
 from auxtune.platform.budget import BudgetedSearcher, trial_count
 from auxtune.platform.config import ExperimentConfig, check_name
 from auxtune.platform.pareto import ParetoFront, front_of
-from auxtune.platform.ray_runtime import ray_session
+from auxtune.platform.ray_runtime import library_logs_to, ray_session
 from auxtune.platform.tracking.lifecycle import open_run, prepare_store
 from auxtune.platform.trials import TrialSummary, pick_best
 from auxtune.platform.tuning import RunRecord, TrialRun, run_trials
@@ -118,8 +118,8 @@ def run_search(
     ``"ray://host:port"`` connects to a cluster. ``nesting`` records the search inside another
     MLflow experiment and run; without it the search has its own experiment, named after it.
     ``budget_trial_epochs``: the trial-epochs to spend (see :mod:`auxtune.platform.budget`).
-    ``progress``: one status line on stderr instead of Tune's tables. ``log_file``: Ray's own
-    messages go there instead of the console (when this call starts Ray).
+    ``progress``: one status line on stderr instead of Tune's tables. ``log_file``: the
+    libraries' messages (Ray's, MLflow's, Optuna's) go there instead of the console.
     """
     check_strategy(strategy)
     start = time.perf_counter()
@@ -131,6 +131,7 @@ def run_search(
     phases = Phases()
     with ExitStack() as stack:
         stack.enter_context(_out_of_space_is_one_line(name))  # outermost: after every cleanup
+        stack.enter_context(library_logs_to(log_file))
         # the driver holds its experiment directory until it returns (or dies)
         slot = stack.enter_context(claim_experiment_dir(exp, name, resume))
         exp_dir, ledger = slot.exp_dir, slot.ledger
@@ -151,7 +152,8 @@ def run_search(
         with phases("data"):
             data = prepare_trial_data(train_cfg, storage=exp.tracking.storage)
         with phases("ray_init"):
-            stack.enter_context(ray_session(address, exp.tracking.storage, log_file=log_file))
+            quiet = log_file is not None
+            stack.enter_context(ray_session(address, exp.tracking.storage, quiet=quiet))
         client = tracking.client(target.uri)
         with phases("mlflow_setup"):
             if nesting is not None:
