@@ -156,8 +156,10 @@ def test_trial_resources_local_and_on_a_cluster(
     exp = load_experiment(None, ["search.cpus_per_trial=1"])
     assert sized(exp, on_cluster=False) == TrialResources({"cpu": 0.5}, 2, 1)
     assert sized(exp, on_cluster=True) == TrialResources({"cpu": 1.0}, None, 1)
-    # a population of 4 on 2 CPUs: all four at once, one logical CPU still free, no cap
-    assert sized(exp, on_cluster=False, together=4) == TrialResources({"cpu": 0.25}, None, 1)
+    # a population has no cap (every member exists from the start): 2 of 4 train at a time on
+    # 2 CPUs, each asking a whole slot; a population that fits runs at once, one CPU still free
+    assert sized(exp, on_cluster=False, together=4) == TrialResources({"cpu": 1.0}, None, 1)
+    assert sized(exp, on_cluster=False, together=2) == TrialResources({"cpu": 0.5}, None, 1)
     capped = load_experiment(None, ["search.cpus_per_trial=2", "search.max_concurrent=3"])
     assert sized(capped, on_cluster=True) == TrialResources({"cpu": 2.0}, 3, 2)
     assert sized(capped, on_cluster=True, together=4).max_concurrent is None

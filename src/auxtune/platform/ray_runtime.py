@@ -154,8 +154,13 @@ def trial_resources(search: Any, on_cluster: bool, *, together: int = 0) -> Tria
     trials are what makes the autoscaler add worker nodes.
 
     ``together``: a population of that many trials must make progress together (synchronous PBT
-    decides only when every member reached the interval), so no concurrency cap is set and, on
-    this machine, the population shares the CPUs at once (each trial still one thread per share).
+    decides only when every member reached the interval). No concurrency cap is set, so every
+    member exists from the start and Tune's synchronous PBT waits for all of them (with a cap, the
+    first members met and exploited each other before the others were created). On this machine
+    a population that fits runs at once; a larger one asks a whole slot per member, so that as
+    many members train at a time as the CPUs have slots and the others wait paused. (Running a
+    population of 4 at once on 2 cores, the demo's PBT search took 87 s against 66 s time-shared:
+    every member re-imported torch in a new actor after every meeting.)
     """
     import ray
 
@@ -185,6 +190,10 @@ def trial_resources(search: Any, on_cluster: bool, *, together: int = 0) -> Tria
                 f"--gpus-per-trial {gpu} but the Ray cluster has {gpus:g} GPUs; use 0 for CPU trials"
             )
         concurrency = min(concurrency, int(gpus // gpu + 1e-9))
+    if together > concurrency:  # time-shared: `concurrency` members train at a time
+        request = cpus / concurrency
+        resources = {"cpu": round(request, 3), **({"gpu": gpu} if gpu > 0 else {})}
+        return TrialResources(resources, None, threads)
     if together:
         concurrency = together
     # ask a little less than the share so one logical CPU stays free for Ray Data / other tasks
