@@ -119,20 +119,14 @@ def test_train_step_updates_the_parameters_and_reports_detached_losses():
 
 
 def test_a_lambda_fixed_at_zero_is_not_computed():
-    """Its loss cannot move a parameter, so its forward passes are skipped: every lambda fixed at
-    0 trains bit-for-bit what training without tasks trains, at its cost."""
+    """Its loss cannot move a parameter, so its forward passes are skipped (that every lambda at
+    0 then trains exactly as no task does: tests/test_baseline_training.py)."""
     images, labels = random_data(32)
     zeros = {task: 0.0 for task in CHEAP_TASKS}
-    without = Trainer(config(tasks=(), augment=False), images, labels, num_classes=10)
-    at_zero = Trainer(config(lambdas=zeros, augment=False), images, labels, num_classes=10)
-    without.train_epoch()
-    metrics = at_zero.train_epoch()
-    assert "loss/rotation" not in metrics and metrics["lambda/rotation"] == 0.0
-    for name, value in without.model.state_dict().items():
-        assert torch.equal(at_zero.model.state_dict()[name], value), name
-
     some = Trainer(config(lambdas={**zeros, "jigsaw": 0.5}), images, labels, num_classes=10)
-    assert {k for k in some.train_epoch() if k.startswith("loss/")} == {"loss/main", "loss/jigsaw"}
+    metrics = some.train_epoch()
+    assert {k for k in metrics if k.startswith("loss/")} == {"loss/main", "loss/jigsaw"}
+    assert metrics["lambda/rotation"] == 0.0
     # lambdas that move are always computed, from 0 too
     meta = create_weighting(WeightingConfig(name="uncertainty", lambdas=zeros), CHEAP_TASKS)
     assert meta.active_tasks() == CHEAP_TASKS
