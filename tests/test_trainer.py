@@ -4,6 +4,7 @@ evaluation, device choice, and golden values of a seeded 3-step run."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -415,6 +416,10 @@ def golden_run() -> list[dict[str, float]]:
     images, labels = random_data(24, seed=3)
     assert set(GOLDEN_TASKS) == set(TASKS)
     cfg = config(tasks=GOLDEN_TASKS, epochs=1, lambdas={"rotation": 1.0, "colorization": 0.25})
+    # recorded in the contiguous format, which gives them to 1e-7 at any thread count; oneDNN's
+    # channels_last kernels at one thread differ by up to 8e-5 (which kernels run is not the math
+    # this test pins)
+    cfg = replace(cfg, runtime=RuntimeConfig(device="cpu", channels_last=False))
     trainer = Trainer(cfg, images, labels, num_classes=10)
     steps: list[dict[str, float]] = []
     trainer.train_epoch(
