@@ -192,13 +192,11 @@ def trial_resources(search: Any, on_cluster: bool, *, together: int = 0) -> Tria
         concurrency = min(concurrency, int(gpus // gpu + 1e-9))
     if together > concurrency:  # time-shared: `concurrency` members train at a time
         request = cpus / concurrency
-        resources = {"cpu": round(request, 3), **({"gpu": gpu} if gpu > 0 else {})}
-        return TrialResources(resources, None, threads)
-    if together:
-        concurrency = together
-    # ask a little less than the share so one logical CPU stays free for Ray Data / other tasks
-    floor = 0.01 if together else min(share, 0.5)
-    request = max(min(share, (cpus - 1) / concurrency), floor)
+    else:
+        concurrency = together or concurrency
+        # ask a little less than the share so one logical CPU stays free for Ray Data / others
+        floor = 0.01 if together else min(share, 0.5)
+        request = max(min(share, (cpus - 1) / concurrency), floor)
     resources = {"cpu": round(request, 3)}
     if gpu > 0:
         resources["gpu"] = gpu
