@@ -13,7 +13,8 @@ import pytest
 
 from auxtune.data import corruptions, make_c
 from auxtune.data.cifar_c import CorruptedTestSet
-from auxtune.data.datasets import load_corrupted_test, load_dataset, synthetic_split_seed
+from auxtune.data.datasets import load_corrupted_test, load_dataset
+from auxtune.data.embedded import split_seed
 from auxtune.data.synthetic import make_synthetic
 from auxtune.errors import DataError
 from auxtune.platform.cli import main
@@ -38,7 +39,7 @@ def test_cli_end_to_end_on_synthetic(tmp_path, capsys):
     names = ["saturate", "gaussian_noise", "fog"]  # all 19: test_synthetic_corrupted_test_...
     assert main([*argv, "--seed", "3", "--no-progress", "--corruptions", ",".join(names)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == N
-    test_labels = make_synthetic(N, synthetic_split_seed(0, "test"))[1]
+    test_labels = make_synthetic(N, split_seed(0, "test"))[1]
     suite = CorruptedTestSet(out, expected_labels=test_labels, required=names)
     assert suite.corruptions == tuple(names) and suite.block_size == N
     manifest = suite.manifest
@@ -47,7 +48,7 @@ def test_cli_end_to_end_on_synthetic(tmp_path, capsys):
     assert manifest["auxtune_version"] and manifest["torch_version"] and manifest["device"] == "cpu"
     assert manifest["parameters"]["gaussian_noise"]["5"] == {"sigma": 0.10}
     assert manifest["corruptions"] == names and set(manifest["parameters"]) == set(names)
-    clean = make_synthetic(N, synthetic_split_seed(0, "test"))[0].astype(int)
+    clean = make_synthetic(N, split_seed(0, "test"))[0].astype(int)
     change = [np.abs(suite.images("gaussian_noise", s) - clean).mean() for s in (1, 5)]
     assert 0 < change[0] < change[1]  # severity means something
 
@@ -153,7 +154,7 @@ def test_synthetic_corrupted_test_is_built_once(tmp_path, monkeypatch):
     suite = load_corrupted_test(cfg)
     assert suite.corruptions == two and suite.images_per_block == 3
     assert suite.manifest["base_dataset"] == "synthetic"
-    clean = make_synthetic(N, synthetic_split_seed(0, "test"))[0]
+    clean = make_synthetic(N, split_seed(0, "test"))[0]
     assert not np.array_equal(suite.images("fog", 5), clean[:3])
     assert not list(suite.root.parent.glob(".*.tmp"))  # built aside, then renamed in
 

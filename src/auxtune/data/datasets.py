@@ -25,11 +25,10 @@ import numpy as np
 import auxtune
 from auxtune.data.cifar import LAYOUTS, load_cifar
 from auxtune.data.cifar_c import CorruptedTestSet, read_manifest
-from auxtune.data.synthetic import GENERATOR_VERSION, SYNTHETIC_CLASSES, cache_dir, load_synthetic
+from auxtune.data.embedded import EMBEDDED, split_seed
+from auxtune.data.synthetic import cache_dir
 from auxtune.errors import DataError
 from auxtune.robust.config import DataConfig
-
-SPLITS = ("train", "val", "holdout", "test")
 
 
 @dataclass(frozen=True)
@@ -57,18 +56,14 @@ class DatasetSplits:
 
 
 def load_dataset(cfg: DataConfig) -> DatasetSplits:
-    """The four splits of ``cfg.dataset`` (synthetic is generated or read from its cache)."""
-    if cfg.dataset == "synthetic":
-        return _synthetic_splits(cfg)
+    """The four splits of ``cfg.dataset`` (an embedded one is generated or read from its cache)."""
+    if cfg.dataset in EMBEDDED:
+        return _embedded_splits(cfg)
     return _cifar_splits(cfg)
 
 
-def synthetic_split_seed(seed: int, split: str) -> int:
-    """Each split is drawn from its own seed, so no two splits share an image."""
-    return seed * len(SPLITS) + SPLITS.index(split)
-
-
-def _synthetic_splits(cfg: DataConfig) -> DatasetSplits:
+def _embedded_splits(cfg: DataConfig) -> DatasetSplits:
+    dataset = EMBEDDED[cfg.dataset]
     sizes = {
         "train": cfg.num_train,
         "val": cfg.num_val,
@@ -76,10 +71,10 @@ def _synthetic_splits(cfg: DataConfig) -> DatasetSplits:
         "test": cfg.num_test,
     }
     sets = {
-        split: ImageSet(*load_synthetic(num, synthetic_split_seed(cfg.seed, split), cfg.data_dir))
+        split: ImageSet(*dataset.load(num, split_seed(cfg.seed, split), cfg.data_dir))
         for split, num in sizes.items()
     }
-    return DatasetSplits(**sets, num_classes=len(SYNTHETIC_CLASSES), name="synthetic")
+    return DatasetSplits(**sets, num_classes=len(dataset.classes), name=dataset.name)
 
 
 def _cifar_splits(cfg: DataConfig) -> DatasetSplits:
@@ -109,11 +104,11 @@ def _cifar_splits(cfg: DataConfig) -> DatasetSplits:
 def load_corrupted_test(
     cfg: DataConfig, splits: DatasetSplits | None = None, *, skip_first: int = 0
 ) -> CorruptedTestSet:
-    """The corrupted test set: ``cfg.corruptions_dir``, or for synthetic one made (and cached).
+    """The corrupted test set: ``cfg.corruptions_dir``, or for embedded data one made (and cached).
 
     Keeps the first ``cfg.c_images_per_block`` images of every block (0 = all) after skipping
     ``skip_first`` (the ``paper`` protocol's meta-validation images). With ``splits`` the labels
-    are checked against the test split's. A synthetic set is made from just the test images it
+    are checked against the test split's. An embedded set is made from just the test images it
     keeps (and skips), so each (skip, keep) pair has its own cached set.
     """
     first_k = cfg.c_images_per_block
@@ -122,29 +117,30 @@ def load_corrupted_test(
         return CorruptedTestSet(
             cfg.corruptions_dir, expected_labels=expected, skip_first=skip_first, first_k=first_k
         )
-    if cfg.dataset != "synthetic":
+    if cfg.dataset not in EMBEDDED:
         raise DataError(
             f"data.corruptions_dir is not set: point it at the {cfg.dataset.upper()}-C directory "
             f"(<corruption>.npy + labels.npy), or make one with "
             f"`auxtune data make-c --dataset {cfg.dataset} --data-dir DIR --out DIR`"
         )
-    test = (splits or _synthetic_splits(cfg)).test
+    test = (splits or _embedded_splits(cfg)).test
     if first_k:  # corrupt only the images evaluated (the demo: 50 of 1,000 per block)
         test = test.take(np.arange(min(len(test), skip_first + first_k)))
-    root = _synthetic_c(cfg, test)
+    root = _embedded_c(cfg, test)
     return CorruptedTestSet(
         root, expected_labels=test.labels, skip_first=skip_first, first_k=first_k
     )
 
 
-def _synthetic_c(cfg: DataConfig, test: ImageSet) -> Path:
-    """Corrupted synthetic test split, made once into the cache (built aside, then renamed in)."""
+def _embedded_c(cfg: DataConfig, test: ImageSet) -> Path:
+    """Corrupted embedded test split, made once into the cache (built aside, then renamed in)."""
     from auxtune.data.make_c import make_c
 
-    seed = synthetic_split_seed(cfg.seed, "test")
+    dataset = EMBEDDED[cfg.dataset]
+    seed = split_seed(cfg.seed, "test")
     # the first n images of a split depend on its size (data.num_test): both name the set
     key = (
-        f"synthetic-c-v{GENERATOR_VERSION}-seed{seed}-n{len(test)}-of{cfg.num_test}"
+        f"{dataset.name}-c-{dataset.cache_tag}-seed{seed}-n{len(test)}-of{cfg.num_test}"
         f"-auxtune{auxtune.__version__}"
     )
     root = cache_dir(cfg.data_dir) / key
@@ -152,7 +148,12 @@ def _synthetic_c(cfg: DataConfig, test: ImageSet) -> Path:
         return root
     staging = root.with_name(f".{key}.{os.getpid()}.tmp")
     make_c(
-        test.images, test.labels, staging, seed=seed, progress=sys.stderr.isatty(), base="synthetic"
+        test.images,
+        test.labels,
+        staging,
+        seed=seed,
+        progress=sys.stderr.isatty(),
+        base=dataset.name,
     )
     if read_manifest(root) is None:  # still missing: no other process finished meanwhile
         shutil.rmtree(root, ignore_errors=True)  # an interrupted earlier build

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from auxtune.data.cifar import load_cifar
-from auxtune.data.datasets import SPLITS, DatasetSplits, ImageSet
+from auxtune.data.datasets import DatasetSplits, ImageSet
+from auxtune.data.embedded import SPLITS
 from auxtune.errors import DataError
 
 IMAGE_SHAPE = (32, 32, 3)  # what every model here takes: uint8 height x width x RGB

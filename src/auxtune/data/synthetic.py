@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,16 @@ FILLED = frozenset({0, 2, 9})  # classes drawn filled or outlined at random
 
 
 # ------------------------------------------------------------------------------------ drawing
+@dataclass(frozen=True)
+class Pose:
+    """How far a glyph's similarity transform may vary (per image, uniformly)."""
+
+    scale: tuple[float, float] = SCALE_RANGE  # half-size as a share of the image's half-size
+    tilt_degrees: float = TILT_DEGREES  # +- this
+    room_share: float = ROOM_SHARE  # share of the free room the centre may wander
+    half_stroke: tuple[float, float] = (0.08, 0.17)  # in the glyph's frame ([-1, 1] across)
+
+
 def _pixel_grid() -> tuple[Array, Array]:
     """Pixel centres in [-1, 1], x right and y up, each of shape (1, SIZE, SIZE)."""
     c = (np.arange(SIZE, dtype=np.float32) + 0.5) / (SIZE / 2) - 1
@@ -217,15 +228,17 @@ def _clutter(rng: np.random.Generator, n: int, x: Array, y: Array) -> Array:
     return np.where(present, np.clip(0.5 - d * SIZE / 2, 0, 1), 0).astype(np.float32)
 
 
-def _coverage(labels: Array, rng: np.random.Generator, x: Array, y: Array) -> Array:
+def _coverage(
+    labels: Array, rng: np.random.Generator, x: Array, y: Array, pose: Pose = Pose()
+) -> Array:
     """Anti-aliased shape masks in [0, 1], (n, SIZE, SIZE), under random similarity transforms."""
     n = len(labels)
     col = functools.partial(_uniform, rng, n=n)
-    scale, stretch = col(*SCALE_RANGE), col(0.85, 1.15)  # glyph half-size / image's; x/y aspect
-    angle = np.deg2rad(col(-TILT_DEGREES, TILT_DEGREES))  # small tilts only: shapes stay upright
-    room = ROOM_SHARE * (1.0 - 0.9 * scale)
+    scale, stretch = col(*pose.scale), col(0.85, 1.15)  # glyph half-size / image's; x/y aspect
+    angle = np.deg2rad(col(-pose.tilt_degrees, pose.tilt_degrees))  # shapes stay upright
+    room = pose.room_share * (1.0 - 0.9 * scale)
     cx, cy = room * col(-1, 1), room * col(-1, 1)
-    half_stroke = col(0.08, 0.17)
+    half_stroke = col(*pose.half_stroke)
     outlined = rng.random(n) < 0.5
     cos, sin = np.cos(angle), np.sin(angle)
     u = ((x - cx) * cos + (y - cy) * sin) / (scale * stretch)

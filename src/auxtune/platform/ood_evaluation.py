@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auxtune.errors import UserError
-from auxtune.robust.config import OOD_SETS, TrainConfig
+from auxtune.robust.config import EMBEDDED_DATASETS, OOD_SETS, TrainConfig
 
 IMAGE_FILE_SUFFIXES = (".npy", ".npz")
 
@@ -101,7 +101,7 @@ def refuse_held_out_classes(checkpoint: str | Path) -> None:
 def _in_distribution_only(cfg: TrainConfig, data_dir: str | None) -> TrainConfig:
     """The checkpoint's config building no OOD set of its own, reading CIFAR from ``data_dir``."""
     data = cfg.data
-    if data_dir is not None and data.dataset != "synthetic":
+    if data_dir is not None and data.dataset not in EMBEDDED_DATASETS:
         data = dataclasses.replace(data, data_dir=data_dir)
     return dataclasses.replace(cfg, data=data, ood=dataclasses.replace(cfg.ood, sets=()))
 
@@ -120,7 +120,9 @@ def _load_set(spec: str, cfg: TrainConfig, experiment: Any, data_dir: str | None
             "empty); train one with ood.test_classes=[...] to hold classes out"
         )
     if spec == "cifar100":
-        directory = data_dir or (cfg.data.data_dir if cfg.data.dataset != "synthetic" else None)
+        directory = data_dir or (
+            None if cfg.data.dataset in EMBEDDED_DATASETS else cfg.data.data_dir
+        )
         if directory is None:
             raise UserError("--ood cifar100 reads DIR/cifar-100-python/: give --data-dir DIR")
         return cifar100_images(directory)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from auxtune.errors import DataError, UserError
 from auxtune.platform.config import ExperimentConfig
 from auxtune.platform.outputs import check_writable
-from auxtune.robust.config import DataConfig
+from auxtune.robust.config import EMBEDDED_DATASETS, DataConfig
 from auxtune.robust.device import available_cpus
 
 _DEVICE = re.compile(r"auto|cpu|cuda|cuda:(\d+)")
@@ -65,15 +65,15 @@ def check_device(name: str, what: str = "runtime.device") -> None:
 
 
 def check_data(cfg: DataConfig) -> None:
-    """The files ``cfg`` points at exist, and the synthetic cache can be written.
+    """The files ``cfg`` points at exist, and the embedded data's cache can be written.
 
     Only presence and layout are checked here (cheap); a malformed file is reported, naming it,
     when it is read.
     """
-    if cfg.dataset == "synthetic":
+    if cfg.dataset in EMBEDDED_DATASETS:
         from auxtune.data.synthetic import cache_dir
 
-        where = "data.data_dir" if cfg.data_dir else "the synthetic cache ($AUXTUNE_CACHE)"
+        where = "data.data_dir" if cfg.data_dir else "the embedded data's cache ($AUXTUNE_CACHE)"
         check_writable(cache_dir(cfg.data_dir), where, directory=True)
     elif not cfg.download:
         from auxtune.data.cifar import check_layout

@@ -28,6 +28,7 @@ from auxtune.platform.comparison import Comparison, Row, describe_choice
 from auxtune.platform.pareto import front_table
 from auxtune.platform.plots import draw_all, epsilon_sweep, pareto_figure_name, training_epsilon
 from auxtune.platform.stats import PairedDifference
+from auxtune.robust.config import EMBEDDED_DATASETS
 from auxtune.trainables.metrics import higher_is_better
 
 if TYPE_CHECKING:
@@ -504,9 +505,9 @@ def _protocol_text(protocol: str) -> str:
 
 
 def _data_text(data: dict[str, Any]) -> str:
-    if data["dataset"] == "synthetic":
+    if data["dataset"] in EMBEDDED_DATASETS:
         return (
-            f"embedded synthetic images, {data['num_train']} train / {data['num_val']} val / "
+            f"embedded {data['dataset']} images, {data['num_train']} train / {data['num_val']} val / "
             f"{data['holdout']} holdout / {data['num_test']} test (seed {data['seed']})"
         )
     return f"{data.get('data_dir')}, {data['num_val']} val and {data['holdout']} holdout images kept out"

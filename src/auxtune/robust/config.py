@@ -20,7 +20,9 @@ from auxtune.config import ConfigError, check, from_dict
 if TYPE_CHECKING:
     from auxtune.robust.weighting.options import MetaValidationOptions, WeightingOptions
 
-DATASETS = ("synthetic", "cifar10", "cifar100")
+#: generated here, never downloaded (:data:`auxtune.data.embedded.EMBEDDED` draws them)
+EMBEDDED_DATASETS = ("synthetic", "photo_shapes")
+DATASETS = (*EMBEDDED_DATASETS, "cifar10", "cifar100")
 SEED_LIMIT = 2**32  # seeds are in [0, 2**32): what numpy's legacy seeding and torch both take
 
 
@@ -279,11 +281,11 @@ def _parse_sections(raw: Mapping[str, Any], active: str) -> dict[str, WeightingO
 class DataConfig:
     """Which images to train and evaluate on."""
 
-    dataset: str = "synthetic"  # synthetic | cifar10 | cifar100
-    data_dir: str | None = None  # CIFAR python-layout root (cifar10/cifar100); synthetic cache dir
+    dataset: str = "synthetic"  # synthetic | photo_shapes (embedded) | cifar10 | cifar100
+    data_dir: str | None = None  # CIFAR python-layout root (cifar10/cifar100); embedded: cache dir
     corruptions_dir: str | None = None  # CIFAR-C layout directory (.npy or Parquet) for evaluation
     download: bool = False  # let torchvision download CIFAR (never in tests: no network)
-    num_train: int = 5000  # synthetic only: images per split
+    num_train: int = 5000  # embedded datasets only: images per split
     num_val: int = 1000
     num_test: int = 1000
     # images of the training split kept out for meta-validation (holdout protocol)
@@ -291,7 +293,7 @@ class DataConfig:
     # corrupted evaluation uses the first K images of each block; 0 = all
     c_images_per_block: int = 0
     augment: bool = True  # random crop (pad 4) and horizontal flip on the main task's batch
-    seed: int = 0  # synthetic generation seed (independent of the training seed)
+    seed: int = 0  # embedded data's generation seed; CIFAR's val/holdout split (not training's)
 
     def __post_init__(self) -> None:
         check(
@@ -303,7 +305,7 @@ class DataConfig:
         check(self.holdout >= 0, f"data.holdout = {self.holdout} must be >= 0")
         check(self.c_images_per_block >= 0, "data.c_images_per_block must be >= 0 (0 = all)")
         check_seed(self.seed, "data.seed")
-        if self.dataset == "synthetic" and not self.corruptions_dir:  # else: known from files
+        if self.dataset in EMBEDDED_DATASETS and not self.corruptions_dir:  # else: from files
             check(
                 self.c_images_per_block <= self.num_test,
                 f"data.c_images_per_block = {self.c_images_per_block} is more than the "
@@ -543,7 +545,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_seed(self.seed, "seed")
         check_seed(self.label_noise.seed, "label_noise.seed")
-        if self.data.dataset == "synthetic":  # CIFAR's split sizes are checked when it is read
+        if self.data.dataset in EMBEDDED_DATASETS:  # CIFAR's split sizes: checked when read
             check(
                 self.optim.batch_size <= self.data.num_train,
                 f"optim.batch_size = {self.optim.batch_size} is more than the data.num_train = "

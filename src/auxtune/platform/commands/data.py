@@ -31,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
     make.add_argument(
         "--dataset",
         required=True,
-        help="synthetic, cifar10, cifar100, or PATH: a .npz with images and labels, or a "
+        help="synthetic, photo_shapes, cifar10, cifar100, or PATH: a .npz with images and labels, or a "
         "directory with images.npy and labels.npy",
     )
     make.add_argument("--out", required=True, help="output directory")
@@ -107,21 +107,20 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def _base_test_set(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
     """The test images to corrupt: a named dataset's test split, or arrays read from a path."""
+    from auxtune.data.embedded import EMBEDDED, split_seed
     from auxtune.data.make_c import check_base
 
-    if args.dataset == "synthetic":
-        from auxtune.data.datasets import synthetic_split_seed
-        from auxtune.data.synthetic import load_synthetic
-
-        seed = synthetic_split_seed(0, "test")  # the test split of data.seed=0
-        return (*load_synthetic(args.num or 1000, seed, args.data_dir), "synthetic")
+    if args.dataset in EMBEDDED:
+        seed = split_seed(0, "test")  # the test split of data.seed=0
+        load = EMBEDDED[args.dataset].load
+        return (*load(args.num or 1000, seed, args.data_dir), args.dataset)
     if args.dataset in ("cifar10", "cifar100"):
         from auxtune.data.cifar import load_cifar
 
         return (*load_cifar(args.dataset, args.data_dir, train=False), args.dataset)
     path = Path(args.dataset)
     expected = (
-        "give synthetic, cifar10, cifar100, a .npz file with images and labels, "
+        "give synthetic, photo_shapes, cifar10, cifar100, a .npz file with images and labels, "
         "or a directory with images.npy and labels.npy"
     )
     if not path.exists():

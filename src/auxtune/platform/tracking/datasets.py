@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auxtune.data.datasets import DatasetSplits, ImageSet, load_dataset, synthetic_split_seed
+from auxtune.data.datasets import DatasetSplits, ImageSet, load_dataset
+from auxtune.data.embedded import EMBEDDED, split_seed
 from auxtune.errors import DataError
 from auxtune.robust.config import DataConfig
 
@@ -117,16 +118,13 @@ def _array_schema(images: ImageSet) -> str:
 
 
 def _split_source(data: DataConfig, split: str, count: int) -> tuple[str, str]:
-    """(source type, source JSON): the generator and its seed, or the CIFAR directory."""
-    if data.dataset != "synthetic":
+    """(source type, source JSON): the generator, its version and seed, or the CIFAR directory."""
+    if data.dataset not in EMBEDDED:
         root = Path(data.data_dir or ".").expanduser().resolve()
         return "local", json.dumps({"uri": str(root)})
-    from auxtune.data.synthetic import GENERATOR_VERSION
-
     tags = {
-        "generator": "auxtune.data.synthetic",
-        "generator_version": str(GENERATOR_VERSION),
-        "seed": str(synthetic_split_seed(data.seed, split)),
+        **EMBEDDED[data.dataset].source_tags(),
+        "seed": str(split_seed(data.seed, split)),
         "images": str(count),
     }
     return "code", json.dumps({"tags": tags})
