@@ -129,7 +129,7 @@ def main() -> None:
     for trainer in trainers.values():  # one initialisation for all three
         trainer.model.load_state_dict(trainers["clean"].model.state_dict())
     steps: dict[str, Callable[[], Any]] = {
-        name: functools.partial(t._step, t.images, t.labels, t.trusted)
+        name: functools.partial(t._step, *[torch.arange(len(t.images), device=t.device)] * 2)
         for name, t in trainers.items()
     }
     train = interleaved(steps, device, args.rounds, args.warmup)

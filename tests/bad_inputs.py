@@ -102,6 +102,21 @@ LATER = [
         "paper",
     ),
     _p("value", "cifar-without-data-dir", f"{TRAIN} data.dataset=cifar10", "data.data_dir"),
+    _p("value", "unknown-dataset", f"{TRAIN} data.dataset=imagenet", "data.dataset"),
+    _p("value", "labeled-fraction-zero", f"{TRAIN} data.labeled_fraction=0", "labeled_fraction"),
+    _p("value", "labeled-fraction-over-one", f"{TRAIN} data.labeled_fraction=1.5", "(0, 1]"),
+    _p(
+        "value",
+        "labelled-set-under-one-batch",
+        f"{TRAIN} data.labeled_fraction=0.1",
+        "fewer than one batch",
+    ),
+    _p(
+        "value",
+        "compare-labelled-set-under-one-batch",
+        f"{COMPARE} data.dataset=photo_shapes data.labeled_fraction=0.2",
+        "data.labeled_fraction",
+    ),
     _p(
         "value",
         "cifar-data-dir-missing",

@@ -5,6 +5,8 @@ tested by adding it, with its default options unless ``CONTRACT_OPTIONS`` says o
 - every parameter gets a finite gradient, and it is the gradient of L_main + sum_i lambda_i L_i
   for the lambdas the weighting reports;
 - the lambdas stay within the weighting's bounds and are reported as ``lambda/<task>``;
+- with few labels (unlabelled images at -1) it trains, and no unlabelled image reaches the main
+  loss while the tasks still see them;
 - an unknown name, or a second class under a taken name, is refused with the valid names.
 """
 
@@ -20,6 +22,7 @@ import torch
 
 from auxtune.config import ConfigError, from_dict, to_dict
 from auxtune.robust.config import (
+    DataConfig,
     ModelConfig,
     OptimConfig,
     RuntimeConfig,
@@ -58,8 +61,9 @@ def weighting_config(name: str) -> WeightingConfig:
     return WeightingConfig.create(name, **CONTRACT_OPTIONS.get(name, {}))
 
 
-def trainer(name: str) -> Trainer:
+def trainer(name: str, labels: np.ndarray | None = None, augment: bool = True) -> Trainer:
     cfg = TrainConfig(
+        data=DataConfig(augment=augment),
         model=ModelConfig(depth=10, widen_factor=1, base_width=4),
         optim=OptimConfig(batch_size=8, epochs=3, lr=0.05),
         tasks=TasksConfig(names=TASKS, decoder_width=8),
@@ -68,7 +72,8 @@ def trainer(name: str) -> Trainer:
     )
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
-    labels = rng.integers(0, NUM_CLASSES, 16)
+    drawn = rng.integers(0, NUM_CLASSES, 16)
+    labels = drawn if labels is None else labels
     return Trainer(cfg, images, labels, NUM_CLASSES, meta_source=TinyMetaSource())
 
 
@@ -159,6 +164,40 @@ def test_the_step_is_the_gradient_of_the_reported_weighted_loss(name: str) -> No
     for n, p in model.named_parameters():
         assert p.grad is not None
         torch.testing.assert_close(got[n], p.grad, rtol=1e-4, atol=1e-7, msg=n)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_with_few_labels_no_unlabelled_image_reaches_the_main_loss(name: str) -> None:
+    labels = np.full(16, -1)
+    labels[[1, 4, 6, 9, 11, 12, 13, 15]] = np.arange(8) % NUM_CLASSES  # one batch of 8 labelled
+    t = trainer(name, labels, augment=False)  # the inputs are then the images themselves
+    unlabelled = {bytes(t.images[i].flatten().tolist()) for i in np.flatnonzero(labels < 0)}
+    main_inputs, task_inputs = _record_inputs(t)
+    steps = run(t, 3)
+    assert all(np.isfinite(s["loss/main"]) for s in steps)
+    assert main_inputs and not (main_inputs & unlabelled)  # meta batches pass here too
+    assert task_inputs >= unlabelled  # the tasks train on every image
+
+
+def _record_inputs(t: Trainer) -> tuple[set[bytes], set[bytes]]:
+    """The images reaching the main head (every call of the model) and the tasks' views."""
+    main: set[bytes] = set()
+    views: set[bytes] = set()
+
+    def as_bytes(x: torch.Tensor) -> list[bytes]:
+        pixels = (x.detach() * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        return [bytes(row.flatten().tolist()) for row in pixels]
+
+    t.model.register_forward_pre_hook(lambda module, args: main.update(as_bytes(args[0])))
+    for task in t.model.tasks.values():
+        make_inputs = task.make_inputs
+
+        def recorded(images: torch.Tensor, make_inputs: Any = make_inputs) -> Any:
+            views.update(as_bytes(images))
+            return make_inputs(images)
+
+        task.make_inputs = recorded
+    return main, views
 
 
 @pytest.mark.parametrize("name", NAMES)

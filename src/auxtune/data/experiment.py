@@ -1,9 +1,10 @@
 """The data one training run sees, prepared the same way by ``auxtune train``, a search's trials
 and ``auxtune evaluate``: the dataset's splits minus the classes held out as OOD, with corrupted
-labels, and the OOD images the run is scored against.
+labels, and the OOD images the run is scored against; with ``data.labeled_fraction`` < 1, only that share of
+the training labels is kept.
 
 Order matters: classes are held out first (the label noise then draws among the K' classes that
-remain), and the test split is never corrupted.
+remain; the labelled subset is balanced over them), and the test split is never corrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from auxtune.config import ConfigError
 from auxtune.data.datasets import DatasetSplits, ImageSet, load_dataset
+from auxtune.data.few_labels import hide_labels
 from auxtune.data.label_noise import LabelNoise, apply_label_noise
 from auxtune.data.ood import NOISE_SETS, cifar100_images, class_map, hold_out_classes, noise_images
 from auxtune.robust.config import OOD_SETS, TrainConfig
@@ -23,7 +25,8 @@ from auxtune.robust.config import OOD_SETS, TrainConfig
 
 @dataclass(frozen=True)
 class ExperimentData:
-    splits: DatasetSplits  # as training sees them: in-distribution classes, corrupted labels
+    # as training sees them: in-distribution classes, corrupted labels, unlabelled images at -1
+    splits: DatasetSplits
     full: DatasetSplits  # as loaded: every class, clean labels (the corrupted test set's source)
     label_noise: LabelNoise | None = None
     class_map: np.ndarray | None = None  # original class -> training class, -1 if held out
@@ -38,9 +41,15 @@ class ExperimentData:
 
 
 def data_key(cfg: TrainConfig) -> dict[str, Any]:
-    """The label-noise and OOD settings the prepared data depends on (the correction does not)."""
+    """The label-noise, labelled-share and OOD settings the prepared data depends on (the
+    correction does not)."""
     noise = dataclasses.replace(cfg.label_noise, correction="none")
-    return {"label_noise": noise, "held_out": cfg.ood.held_out_classes, "ood_sets": cfg.ood.sets}
+    return {
+        "label_noise": noise,
+        "labeled_fraction": cfg.data.labeled_fraction,
+        "held_out": cfg.ood.held_out_classes,
+        "ood_sets": cfg.ood.sets,
+    }
 
 
 def check_prepared_for(experiment: ExperimentData, cfg: TrainConfig) -> None:
@@ -51,15 +60,17 @@ def check_prepared_for(experiment: ExperimentData, cfg: TrainConfig) -> None:
         if wanted[name] != value:
             raise ConfigError(
                 f"this run's {name} ({wanted[name]}) differs from the one its data was prepared "
-                f"with ({value}): label_noise (but correction) and ood classes/sets cannot vary "
-                "between the trials of one search; prepare the data per setting"
+                f"with ({value}): label_noise (but correction), data.labeled_fraction and ood "
+                "classes/sets cannot vary between the trials of one search; prepare the data "
+                "per setting"
             )
 
 
 def prepare_experiment_data(
     cfg: TrainConfig, splits: DatasetSplits | None = None
 ) -> ExperimentData:
-    """Hold out ``cfg.ood``'s classes, corrupt labels per ``cfg.label_noise``, build the OOD sets.
+    """Hold out ``cfg.ood``'s classes, corrupt labels per ``cfg.label_noise``, keep
+    ``cfg.data.labeled_fraction`` of the training labels, build the OOD sets.
 
     ``splits`` (default: ``load_dataset(cfg.data)``) must hold every class with clean labels.
     With neither section set, ``splits`` comes back as it is.
@@ -69,7 +80,7 @@ def prepare_experiment_data(
     in_distribution = hold_out_classes(full, held_out)
     noisy, record = apply_label_noise(in_distribution, cfg.label_noise)
     return ExperimentData(
-        splits=noisy,
+        splits=hide_labels(noisy, cfg.data, cfg.optim.batch_size),
         full=full,
         label_noise=record,
         class_map=class_map(full.num_classes, held_out) if held_out else None,

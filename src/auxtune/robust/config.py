@@ -33,6 +33,22 @@ def task_names() -> tuple[str, ...]:
     return tuple(TASKS)
 
 
+def labelled_count(num_train: int, fraction: float) -> int:
+    """How many of ``num_train`` training images keep their label (``data.labeled_fraction``)."""
+    return num_train if fraction >= 1 else round(num_train * fraction)
+
+
+def check_labelled_batch(data: DataConfig, num_train: int, batch_size: int) -> None:
+    """The labelled images must fill one batch of the main loss (it draws batches of them)."""
+    count = labelled_count(num_train, data.labeled_fraction)
+    check(
+        count >= batch_size,
+        f"data.labeled_fraction = {data.labeled_fraction} labels {count} of the {num_train} "
+        f"training images, fewer than one batch (optim.batch_size = {batch_size}); raise "
+        "data.labeled_fraction or lower optim.batch_size",
+    )
+
+
 def check_seed(value: int, field: str) -> None:
     """Refuse a seed that numpy or torch would reject (negative) or overflow on."""
     check(0 <= value < SEED_LIMIT, f"{field} = {value} must be in [0, 2**32)")
@@ -292,8 +308,11 @@ class DataConfig:
     holdout: int = 1000
     # corrupted evaluation uses the first K images of each block; 0 = all
     c_images_per_block: int = 0
-    augment: bool = True  # random crop (pad 4) and horizontal flip on the main task's batch
+    augment: bool = True  # random crop (pad 4) and horizontal flip of every training batch
     seed: int = 0  # embedded data's generation seed; CIFAR's val/holdout split (not training's)
+    # share of the training images whose labels the main loss sees (a class-balanced subset,
+    # fixed by data.seed); the auxiliary tasks train on every image. 1 = all labelled
+    labeled_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         check(
@@ -304,6 +323,11 @@ class DataConfig:
             check(getattr(self, name) >= 1, f"data.{name} = {getattr(self, name)} must be >= 1")
         check(self.holdout >= 0, f"data.holdout = {self.holdout} must be >= 0")
         check(self.c_images_per_block >= 0, "data.c_images_per_block must be >= 0 (0 = all)")
+        check(
+            0 < self.labeled_fraction <= 1,
+            f"data.labeled_fraction = {self.labeled_fraction} must be in (0, 1]: the share of "
+            "training images whose labels the main loss sees (1 = all)",
+        )
         check_seed(self.seed, "data.seed")
         if self.dataset in EMBEDDED_DATASETS and not self.corruptions_dir:  # else: from files
             check(
@@ -552,6 +576,8 @@ class TrainConfig:
                 f"{self.data.num_train} training images, so no batch fits; lower it or raise "
                 "data.num_train",
             )
+            check_labelled_batch(self.data, self.data.num_train, self.optim.batch_size)
+        self._check_few_labels()
         self._check_ood()
         for task in self.weighting.lambdas:
             check(
@@ -560,6 +586,20 @@ class TrainConfig:
             )
         if self.weighting.options is not None:
             self.weighting.options.check_with(self)
+
+    def _check_few_labels(self) -> None:
+        if self.data.labeled_fraction == 1:
+            return
+        check(
+            not self.label_noise.active,
+            "data.labeled_fraction < 1 and label_noise cannot be combined: label_noise already "
+            "splits the labels into trusted and untrusted ones; set one of them",
+        )
+        check(
+            not self.adversarial.train,
+            "data.labeled_fraction < 1 and adversarial.train cannot be combined: the training "
+            "attack needs the label of every image it perturbs; set data.labeled_fraction=1",
+        )
 
     def _check_ood(self) -> None:
         needs = OOD_DETECTOR_TASKS.get(self.ood.detector)

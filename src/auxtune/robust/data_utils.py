@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 PAD = 4  # random-crop padding in pixels (the standard CIFAR augmentation)
+UNLABELED = -1  # the label of a training image whose label the main loss must not see
 
 
 def as_tensor(array: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -49,3 +50,32 @@ def epoch_batches(
 
 def steps_per_epoch(num: int, batch_size: int) -> int:
     return num // batch_size
+
+
+class LabelledBatches:
+    """The main loss's batches when only some training images are labelled.
+
+    An epoch still walks every image (the auxiliary tasks' batches); step k's main batch is the
+    k-th batch of the labelled images, which are cycled through in a new seeded order each time
+    round. The batch depends on (seed, k) alone: a resumed run draws the same ones, and runs of
+    one seed with and without auxiliary tasks see the same labelled batches (paired seeds).
+    """
+
+    def __init__(self, labelled: torch.Tensor, batch_size: int, seed: int) -> None:
+        self.labelled, self.batch_size, self.seed = labelled, batch_size, seed
+        self.per_cycle = len(labelled) // batch_size  # 0: no batch (the trainer refuses it)
+        self._cycle, self._order = -1, labelled
+
+    @classmethod
+    def of(cls, labels: torch.Tensor, batch_size: int, seed: int) -> LabelledBatches | None:
+        """None when every image is labelled (the main batch is then the tasks' batch)."""
+        labelled = torch.nonzero(labels != UNLABELED).flatten()
+        return None if len(labelled) == len(labels) else cls(labelled, batch_size, seed)
+
+    def batch(self, step: int) -> torch.Tensor:
+        """Indices of step ``step``'s main batch (on the labels' device)."""
+        cycle, k = divmod(step, self.per_cycle)
+        if cycle != self._cycle:
+            order = np.random.default_rng([self.seed, cycle, 0x1AB]).permutation(len(self.labelled))
+            self._cycle, self._order = cycle, self.labelled[torch.from_numpy(order)]
+        return self._order[k * self.batch_size : (k + 1) * self.batch_size]

@@ -28,6 +28,7 @@ from auxtune.config import ConfigError
 from auxtune.robust.adversarial import Adversary
 from auxtune.robust.config import RuntimeConfig, TrainConfig
 from auxtune.robust.data_utils import (
+    LabelledBatches,
     as_tensor,
     epoch_batches,
     random_crop_flip,
@@ -62,7 +63,9 @@ class Trainer:
     """Train ``MultiHeadNet`` on uint8 (N, 32, 32, 3) images with the configured weighting.
 
     With a ``corruption_matrix`` (Gold Loss Correction's C_hat) the main loss is corrected on the
-    images that ``trusted`` does not mark (:mod:`auxtune.robust.gold_loss`).
+    images that ``trusted`` does not mark (:mod:`auxtune.robust.gold_loss`). Images labelled
+    ``UNLABELED`` (-1) train the auxiliary tasks only: the main loss draws its batches from the
+    labelled ones (:class:`~auxtune.robust.data_utils.LabelledBatches`).
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class Trainer:
             )
         self.adversary = Adversary.from_config(cfg.adversarial)  # None unless adversarial.train
         self.shuffle = torch.Generator().manual_seed(cfg.seed)
+        self.labelled = self._labelled_batches()
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed
 
@@ -141,7 +145,8 @@ class Trainer:
         start = time.perf_counter()
         for index in epoch_batches(len(self.images), self.cfg.optim.batch_size, self.shuffle):
             index = index.to(self.device)
-            metrics = self._step(self.images[index], self.labels[index], self.trusted[index])
+            main = index if self.labelled is None else self.labelled.batch(self.step)
+            metrics = self._step(index, main)
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0.0) + value
                 last[key] = value
@@ -152,13 +157,24 @@ class Trainer:
         self.epoch += 1
         return result
 
-    def _step(
-        self, images: torch.Tensor, labels: torch.Tensor, trusted: torch.Tensor
-    ) -> dict[str, Any]:
-        x = to_model_input(images)
-        if self.cfg.data.augment:
-            x = random_crop_flip(x)
-        x = x.contiguous(memory_format=self.memory_format)
+    def _labelled_batches(self) -> LabelledBatches | None:
+        batches = LabelledBatches.of(self.labels, self.cfg.optim.batch_size, self.cfg.seed)
+        if batches is not None and batches.per_cycle == 0:
+            raise ConfigError(
+                f"{len(batches.labelled)} of the {len(self.labels)} training images are labelled, "
+                f"fewer than one batch (optim.batch_size = {self.cfg.optim.batch_size}); raise "
+                "data.labeled_fraction or lower optim.batch_size"
+            )
+        return batches
+
+    def _step(self, index: torch.Tensor, main: torch.Tensor) -> dict[str, Any]:
+        """One update: the tasks see the images of ``index``, the main loss those of ``main``
+        (the same batch unless only some images are labelled)."""
+        x = self._input(index)
+        task_x = None
+        if main is not index:
+            x, task_x = self._input(main), x
+        labels, trusted = self.labels[main], self.trusted[main]
         ctx = StepContext(
             self.model,
             self.optimizer,
@@ -178,12 +194,20 @@ class Trainer:
             ctx,
             adversary=adversary,
             main_loss=main_loss,
+            task_images=task_x,
         )
         if adversary is not None:
             metrics["adv/train_epsilon"] = adversary.pgd.epsilon
         self.scheduler.step()
         self.step += 1
         return metrics
+
+    def _input(self, index: torch.Tensor) -> torch.Tensor:
+        """The images of ``index`` as model input, augmented when ``data.augment``."""
+        x = to_model_input(self.images[index])
+        if self.cfg.data.augment:
+            x = random_crop_flip(x)
+        return x.contiguous(memory_format=self.memory_format)
 
     def _adversary(self) -> Adversary | None:
         """The training attack of this step: its radius grows over ``adversarial.warmup_epochs``."""

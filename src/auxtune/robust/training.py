@@ -69,12 +69,18 @@ def train_step(
     ctx: StepContext,
     adversary: Adversary | None = None,
     main_loss: MainLoss = cross_entropy,
+    task_images: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """One update; returns the detached losses under ``loss/<name>`` and the weighting's metrics."""
+    """One update; returns the detached losses under ``loss/<name>`` and the weighting's metrics.
+
+    ``task_images``: the batch the auxiliary tasks see when it is not the main loss's (only
+    some images are labelled: the main loss sees labelled ones, the tasks any)."""
     optimizer.zero_grad(set_to_none=True)
     tasks = weighting.active_tasks()  # a lambda fixed at 0: that task is not computed
-    aux_images = None
-    if adversary is not None:  # the attack first: a replay (recompute_losses) reuses its examples
+    aux_images = task_images
+    if (
+        adversary is not None
+    ):  # never with task_images (TrainConfig refuses the combination)  # the attack first: a replay (recompute_losses) reuses its examples
         lambdas = {task: weighting.lambdas[task] for task in tasks}
         with ctx.autocast() if ctx.autocast else torch.enable_grad():
             images, aux_images = adversary(model, images, labels, lambdas)

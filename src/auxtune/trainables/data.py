@@ -25,7 +25,7 @@ from auxtune.data.cifar_c import SEVERITIES
 from auxtune.data.datasets import DatasetSplits, ImageSet, load_corrupted_test
 from auxtune.data.experiment import ExperimentData, prepare_experiment_data
 from auxtune.errors import DataError
-from auxtune.robust.config import DataConfig, TrainConfig
+from auxtune.robust.config import EMBEDDED_DATASETS, DataConfig, TrainConfig
 
 VAL_CORRUPT_IMAGES = 500  # images of the corrupted validation set (each under one corruption)
 MAX_MATERIALIZED_BYTES = 1 << 30  # larger corrupted test sets go through shared storage
@@ -75,7 +75,9 @@ def absolute_data_config(data: DataConfig) -> DataConfig:
         return str(Path(path).expanduser().resolve()) if path else path
 
     data_dir = (
-        str(cache_dir(data.data_dir).resolve()) if data.dataset == "synthetic" else data.data_dir
+        str(cache_dir(data.data_dir).resolve())
+        if data.dataset in EMBEDDED_DATASETS
+        else data.data_dir
     )
     return dataclasses.replace(
         data, data_dir=resolve(data_dir), corruptions_dir=resolve(data.corruptions_dir)

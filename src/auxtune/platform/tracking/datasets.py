@@ -127,6 +127,8 @@ def _split_source(data: DataConfig, split: str, count: int) -> tuple[str, str]:
         "seed": str(split_seed(data.seed, split)),
         "images": str(count),
     }
+    if split == "train" and data.labeled_fraction < 1:
+        tags["labeled_fraction"] = str(data.labeled_fraction)
     return "code", json.dumps({"tags": tags})
 
 
