@@ -200,6 +200,8 @@ def make_photo_shapes(num: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"make_photo_shapes needs num >= 0 and seed >= 0, got num={num}, seed={seed}"
         )
+    for photo in PHOTOS:  # every photograph there, or one line naming the first one missing
+        _photo_file(photo)
     rng = np.random.default_rng([GENERATOR_VERSION, seed, 1])  # 1: not synthetic's stream
     labels = rng.permutation(np.arange(num) % len(SHAPES)).astype(np.int64)
     x, y = _pixel_grid()
