@@ -59,8 +59,8 @@ from torch.nn import functional as F
 
 from auxtune.robust.batchnorm import frozen_running_stats
 from auxtune.robust.config import AdversarialConfig
+from auxtune.robust.losses import compute_losses
 from auxtune.robust.model import MultiHeadNet
-from auxtune.robust.training import compute_losses
 from auxtune.robust.weighting import weighted_sum
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]  # perturbed images -> scalar loss to maximise
