@@ -57,8 +57,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from auxtune.robust.adversarial_config import AdversarialConfig
 from auxtune.robust.batchnorm import frozen_running_stats
-from auxtune.robust.config import AdversarialConfig
 from auxtune.robust.losses import compute_losses
 from auxtune.robust.model import MultiHeadNet
 from auxtune.robust.weighting import weighted_sum

@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from auxtune.robust.adversarial import PGD
-from auxtune.robust.config import ATTACK_FORMS, ATTACK_NAME, AdversarialConfig
+from auxtune.robust.adversarial_config import ATTACK_FORMS, ATTACK_NAME, AdversarialConfig
 from auxtune.robust.data_utils import as_tensor, to_model_input
 
 EVAL_SEED = 0  # random starts of evaluation attacks: fixed, so epochs and trials are comparable

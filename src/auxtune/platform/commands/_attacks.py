@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from auxtune.errors import UserError
-from auxtune.robust.config import ATTACK_FORMS
+from auxtune.robust.adversarial_config import ATTACK_FORMS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
