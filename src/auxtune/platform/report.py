@@ -31,7 +31,7 @@ from auxtune.platform.stats import PairedDifference
 from auxtune.trainables.metrics import higher_is_better
 
 if TYPE_CHECKING:
-    from auxtune.robust.adversarial_eval import Check
+    from auxtune.robust.gradient_masking import Check
 
 REPORT_FILES = ("report.md", "results.json", "config.yaml")
 DEFAULT_WORKDIR = "runs"  # TrackingConfig's default: `auxtune ui` with no flags opens its store
@@ -287,7 +287,7 @@ def epsilon_section(comparison: Comparison) -> list[str]:
 def masking_section(comparison: Comparison) -> list[str]:
     """The sanity checks against gradient masking, on every retrain measured under PGD-20 and
     PGD-100 (nothing when none was): how many seeds of each row pass each check, and what failed."""
-    from auxtune.robust.adversarial_eval import sampling_tolerance
+    from auxtune.robust.gradient_masking import sampling_tolerance
 
     adversarial, data = comparison.config["adversarial"], comparison.config["data"]
     images = min(adversarial["test_images"] or data["num_test"], data["num_test"])
@@ -330,7 +330,8 @@ LIBRARY_ATTACK_METRIC = re.compile(r"adv_(?P<attack>art-pgd[0-9]+|apgd|autoattac
 
 def retrain_masking_checks(metrics: dict[str, float], tolerance: float) -> list[Check]:
     """The masking checks one retrain's final metrics allow (none without PGD-20 and PGD-100)."""
-    from auxtune.robust.adversarial_eval import masking_checks, sweep_multiple
+    from auxtune.robust.adversarial_eval import sweep_multiple
+    from auxtune.robust.gradient_masking import masking_checks
 
     if "adv_pgd20_accuracy" not in metrics or "adv_pgd100_accuracy" not in metrics:
         return []

@@ -8,7 +8,7 @@
 
 with direction = sign (L-infinity) or grad / ||grad||_2 per image (L2), and project the clip to the
 ball and to the image range. :class:`PGD` is that update, nothing else: the training step
-(:class:`Adversary`) and the evaluation (:mod:`auxtune.robust.adversarial_eval`) give it their loss.
+(:class:`Adversary`) and the evaluation (:mod:`auxtune.robust.pgd_eval`) give it their loss.
 
 **What adversarial training trains on.** With one perturbation delta of the batch,
 

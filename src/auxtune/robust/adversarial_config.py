@@ -26,6 +26,16 @@ ATTACK_FORMS = (
 )
 
 
+def attack_steps(name: str) -> int:
+    """The K of ``pgd<K>`` and ``art-pgd<K>`` (0 for the attacks that choose their own).
+
+    >>> attack_steps("art-pgd20"), attack_steps("apgd")
+    (20, 0)
+    """
+    digits = re.search(r"[0-9]+$", name)
+    return int(digits.group()) if digits else 0
+
+
 @dataclass(frozen=True)
 class AdversarialConfig:
     """PGD adversarial training (Madry et al.) and the attacks a run is evaluated with.
