@@ -16,7 +16,8 @@ from auxtune.platform.compare import lambda_schedule, plan_compare, retrain_choi
 from auxtune.platform.comparison import Comparison, Retrain, Row
 from auxtune.platform.config import load_experiment
 from auxtune.platform.plots import plot_lambdas, search_curve
-from auxtune.platform.report import format_table, is_report, results_dict, ui_hint, write_report
+from auxtune.platform.report import is_report, results_dict, ui_hint, write_report
+from auxtune.platform.report_tables import format_table
 from auxtune.platform.search import SearchResult
 from auxtune.platform.trials import TrialSummary
 

@@ -20,6 +20,7 @@ PUBLIC_MODULES = (
     "auxtune.platform.locks",
     "auxtune.platform.outputs",
     "auxtune.platform.preflight",
+    "auxtune.platform.report_tables",
     "auxtune.platform.stats",
     "auxtune.platform.svg",
     "auxtune.platform.tracking.datasets",
