@@ -14,7 +14,7 @@ from typing import Any
 
 from auxtune.config import ConfigError
 from auxtune.platform.config import ExperimentConfig, strategy_names
-from auxtune.platform.search import SearchResult
+from auxtune.platform.search_result import SearchResult
 from auxtune.platform.trials import TrialSummary
 
 SCHEDULE_KEY = "weighting.schedule.per_epoch"  # the schedule weighting's lambdas, one per epoch
