@@ -24,6 +24,7 @@ PUBLIC_MODULES = (
     "auxtune.platform.stats",
     "auxtune.platform.svg",
     "auxtune.platform.tracking.datasets",
+    "auxtune.platform.tracking.ledger",
     "auxtune.platform.tracking.links",
     "auxtune.platform.tracking.recovery",
     "auxtune.ray_connect",
