@@ -8,8 +8,9 @@ persisted in the Tune experiment directory, so resumed trials reuse their run).
 
 Trials report synchronously (a trial waits while the driver handles its result), so the callback's
 hooks only queue work for one background writer thread (:mod:`.writer`): a run gets one
-``MlflowClient.log_batch`` at its first result, then at most one every ``WRITE_EVERY_S`` seconds holding every epoch
-since (each at its own step), and a last one when the trial ends, with its artifacts.
+``MlflowClient.log_batch`` at its first result, then at most one every ``WRITE_EVERY_S`` seconds
+holding every epoch since (each at its own step), and a last one when the trial ends, with its
+artifacts.
 
 Exactly once: a result goes to the ledger (:class:`~.ledger.SearchState`) in the hook, before
 anything is queued, so the ledger always holds at least what MLflow holds. What a dead driver
