@@ -10,7 +10,7 @@ its heavy names the same way (:func:`lazy_attributes`), so importing a config fr
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _LOADED: set[str] = set()  # packages whose plugins are all imported
@@ -32,15 +32,16 @@ def load_plugins(registry: dict[str, Any], package: str, modules: Sequence[str])
 
 
 def lazy_attributes(
-    package: str, homes: Mapping[str, str], load: Callable[[], object]
+    package: str, load: Callable[[], object], **homes: Sequence[str]
 ) -> Callable[[str], Any]:
-    """A package's ``__getattr__`` (PEP 562) serving each name of ``homes`` from its submodule
-    (``{"create_task": "base"}``), imported on first use after ``load()`` registered every plugin."""
+    """A package's ``__getattr__`` (PEP 562) serving the names of each submodule
+    (``base=("create_task",)``), imported on first use after ``load()`` registered every plugin."""
+    home = {name: module for module, names in homes.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        if name not in homes:
+        if name not in home:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         load()
-        return getattr(importlib.import_module(f"{package}.{homes[name]}"), name)
+        return getattr(importlib.import_module(f"{package}.{home[name]}"), name)
 
     return __getattr__

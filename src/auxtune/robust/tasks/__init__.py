@@ -21,9 +21,8 @@ if TYPE_CHECKING:  # served by __getattr__: they need torch, or every plugin reg
     from auxtune.robust.tasks.base import AuxTask, ClassificationTask, create_task
     from auxtune.robust.tasks.registry import TASKS
 
-_IN_BASE = ("AuxTask", "ClassificationTask", "create_task")
 __getattr__ = lazy_attributes(
-    __name__, {**dict.fromkeys(_IN_BASE, "base"), "TASKS": "registry"}, task_names
+    __name__, task_names, base=("AuxTask", "ClassificationTask", "create_task"), registry=("TASKS",)
 )
 
 __all__ = [

@@ -26,9 +26,11 @@ if TYPE_CHECKING:  # served by __getattr__: they need torch, or every plugin reg
     )
     from auxtune.robust.weighting.registry import WEIGHTINGS
 
-_IN_BASE = ("MAIN", "StepContext", "Weighting", "create_weighting", "weighted_sum")
 __getattr__ = lazy_attributes(
-    __name__, {**dict.fromkeys(_IN_BASE, "base"), "WEIGHTINGS": "registry"}, weighting_names
+    __name__,
+    weighting_names,
+    base=("MAIN", "StepContext", "Weighting", "create_weighting", "weighted_sum"),
+    registry=("WEIGHTINGS",),
 )
 
 __all__ = [
