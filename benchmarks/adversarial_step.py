@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from auxtune.robust.adversarial_eval import pgd_k, robust_correct
 from auxtune.robust.config import (
     AdversarialConfig,
     DataConfig,
@@ -48,6 +47,7 @@ from auxtune.robust.config import (
     TrainConfig,
 )
 from auxtune.robust.device import resolve_device
+from auxtune.robust.pgd_eval import pgd_k, robust_correct
 from auxtune.robust.trainer import Trainer, predict
 
 NUM_CLASSES = 10

@@ -16,22 +16,15 @@ from torch import nn
 from auxtune.config import ConfigError
 from auxtune.platform.cli import main
 from auxtune.platform.config import load_experiment
-from auxtune.robust import adversarial_eval
+from auxtune.robust import adversarial_eval, gradient_masking, pgd_eval
 from auxtune.robust.adversarial import PGD
 from auxtune.robust.adversarial_eval import (
-    art_accuracy,
-    art_classifier,
-    art_pgd,
-    attack_report,
     epoch_metrics,
     final_metrics,
-    masking_checks,
-    robust_accuracy,
-    robust_correct,
-    sampling_tolerance,
     sweep_metric,
     sweep_multiple,
 )
+from auxtune.robust.art_attacks import art_accuracy, art_classifier, art_pgd
 from auxtune.robust.checkpoint import save_checkpoint
 from auxtune.robust.config import (
     AdversarialConfig,
@@ -42,6 +35,8 @@ from auxtune.robust.config import (
     TasksConfig,
     TrainConfig,
 )
+from auxtune.robust.gradient_masking import attack_report, masking_checks, sampling_tolerance
+from auxtune.robust.pgd_eval import robust_accuracy, robust_correct
 from auxtune.robust.trainer import Trainer, predict
 from auxtune.trainables.metrics import reported_metrics
 
@@ -77,8 +72,9 @@ def trained():
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_doctests_pass():
-    results = doctest.testmod(adversarial_eval)
+@pytest.mark.parametrize("module", [adversarial_eval, gradient_masking, pgd_eval])
+def test_doctests_pass(module):
+    results = doctest.testmod(module)
     assert results.attempted > 0 and results.failed == 0
 
 

@@ -12,11 +12,12 @@ from auxtune.config import ConfigError
 from auxtune.data.corruptions import CORRUPTIONS
 from auxtune.errors import UserError
 from auxtune.platform import stats
-from auxtune.platform.compare import lambda_schedule, plan_compare, retrain_choice
+from auxtune.platform.compare_plan import lambda_schedule, plan_compare, retrain_choice
 from auxtune.platform.comparison import Comparison, Retrain, Row
 from auxtune.platform.config import load_experiment
 from auxtune.platform.plots import plot_lambdas, search_curve
-from auxtune.platform.report import format_table, is_report, results_dict, ui_hint, write_report
+from auxtune.platform.report import is_report, results_dict, ui_hint, write_report
+from auxtune.platform.report_tables import format_table
 from auxtune.platform.search import SearchResult
 from auxtune.platform.trials import TrialSummary
 

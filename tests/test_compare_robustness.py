@@ -15,7 +15,8 @@ from auxtune.config import ConfigError
 from auxtune.platform.cli import main
 from auxtune.platform.comparison import Comparison, Retrain, Row, oriented
 from auxtune.platform.config import load_experiment
-from auxtune.platform.report import format_table, metric_label, render_markdown, results_dict
+from auxtune.platform.report import render_markdown, results_dict
+from auxtune.platform.report_tables import format_table, metric_label
 from auxtune.platform.stats import paired_difference
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -109,7 +109,7 @@ def test_checkpoint_location_names_remote_storage() -> None:
 
 
 def test_trial_names_count_across_tunes_spec_copies() -> None:
-    from auxtune.platform.search import TrialNamer, short_name
+    from auxtune.platform.trial_names import TrialNamer, short_name
 
     namer = TrialNamer("optuna", ("rotation", "blur_reconstruction"))
     trial = SimpleNamespace(config={"lambda": {"rotation": 0.31, "blur_reconstruction": 0.8}})

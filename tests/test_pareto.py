@@ -14,7 +14,8 @@ from auxtune.platform.comparison import Comparison, Retrain, Row
 from auxtune.platform.config import load_experiment
 from auxtune.platform.pareto import dominates, format_front, front_of, pareto_indices
 from auxtune.platform.plots import epsilon_sweep, plot_pareto
-from auxtune.platform.report import epsilon_table, render_markdown, results_dict, write_report
+from auxtune.platform.report import render_markdown, results_dict, write_report
+from auxtune.platform.report_sections import epsilon_table
 from auxtune.platform.search import SearchResult
 from auxtune.platform.trials import TrialSummary
 

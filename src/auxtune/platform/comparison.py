@@ -20,7 +20,7 @@ import numpy as np
 from auxtune.platform import stats
 
 if TYPE_CHECKING:
-    from auxtune.platform.search import SearchResult
+    from auxtune.platform.search_result import SearchResult
 
 
 @dataclass(frozen=True)

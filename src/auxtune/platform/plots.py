@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from auxtune.platform.comparison import Comparison, Row
     from auxtune.platform.pareto import ParetoFront
-    from auxtune.platform.search import SearchResult
+    from auxtune.platform.search_result import SearchResult
 
 DPI = 100
 

@@ -9,6 +9,10 @@ trials (:func:`~auxtune.platform.tuning.run_trials`: one nested MLflow run per t
 the parent run with the best trial's metrics -- as FAILED or KILLED when anything in between fails.
 With ``budget_trial_epochs`` (what ``auxtune compare`` gives every strategy) the search spends
 exactly that many trial-epochs whatever its scheduler (:mod:`auxtune.platform.budget`).
+
+This module is the driver; what it gives back is :mod:`~auxtune.platform.search_result`'s
+``SearchResult``, its parent run and ledger note are :mod:`~auxtune.platform.search_records`, and
+its trials' names :mod:`~auxtune.platform.trial_names`.
 """
 
 from __future__ import annotations
@@ -19,18 +23,23 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from auxtune.errors import UserError
-from auxtune.platform import invocation, tracking
+from auxtune.platform import tracking
 from auxtune.platform.budget import BudgetedSearcher, trial_count
 from auxtune.platform.config import ExperimentConfig, check_name
-from auxtune.platform.pareto import ParetoFront, front_of
 from auxtune.platform.ray_runtime import library_logs_to, ray_session
-from auxtune.platform.tracking.lifecycle import open_run, prepare_store
+from auxtune.platform.search_records import (
+    Nesting,
+    close_parent_run,
+    mark_complete,
+    open_parent_run,
+)
+from auxtune.platform.search_result import SearchError, SearchResult, collect_result
+from auxtune.platform.tracking.lifecycle import prepare_store
+from auxtune.platform.trial_names import TrialNamer
 from auxtune.platform.trials import TrialSummary, pick_best
 from auxtune.platform.tuning import RunRecord, TrialRun, run_trials
 from auxtune.platform.workdir import claim_experiment_dir
@@ -40,47 +49,6 @@ from auxtune.search_spaces import SearchPlan, build_plan, check_strategy
 log = logging.getLogger("auxtune.search")
 #: more ``tune.Callback`` objects for every new search (tests use it to interrupt one)
 EXTRA_CALLBACKS: list[Any] = []
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    strategy: str
-    experiment_name: str  # MLflow experiment holding the search
-    parent_run_id: str  # MLflow parent run of this search
-    best: TrialSummary
-    trials: list[TrialSummary]
-    trial_epochs: int  # sum of epochs over trials (compute spent)
-    wall_s: float
-    results_path: str  # Ray Tune experiment directory
-    logging_s: float = 0.0  # driver time spent writing to MLflow
-    tracking_uri: str = ""
-    phases: dict[str, float] = dataclasses.field(default_factory=dict)  # driver seconds by phase
-    budget_trial_epochs: int | None = None  # what the search was allowed to spend (None: no cap)
-    experiment_id: str = ""  # MLflow's id of the experiment holding the search
-    weighting: str = "fixed"  # the weighting its trials trained with
-    population: bool = False  # PBT/PB2: lambdas change within a trial (a schedule, not a value)
-    front: ParetoFront | None = None  # the trials' Pareto front on search.objectives (if set)
-
-    @property
-    def failed(self) -> list[TrialSummary]:
-        return [t for t in self.trials if t.status == "ERROR"]
-
-    @property
-    def unfinished(self) -> list[TrialSummary]:
-        return [t for t in self.trials if t.status not in ("TERMINATED", "ERROR")]
-
-
-@dataclass(frozen=True)
-class Nesting:
-    """Where a search records itself when it is part of something larger (a comparison):
-    its parent run goes into ``experiment_id`` under ``parent_run_id``."""
-
-    experiment_id: str
-    parent_run_id: str
-
-
-class SearchError(UserError):
-    """The search produced no finished trial."""
 
 
 class Phases:
@@ -164,7 +132,7 @@ def run_search(
                 )
             # from here on any failure ends the parent run (and its trials' runs) FAILED/KILLED
             parent = stack.enter_context(
-                _parent_run(
+                open_parent_run(
                     client, experiment_id, exp, strategy, name, plan, state, nesting, exp_dir
                 )
             )
@@ -191,7 +159,7 @@ def run_search(
         )
         with phases("tune_fit"):
             trials = run_trials(run, resume=resume)
-        result = _result(exp, strategy, name, parent, trials, exp_dir, start, ledger, target)
+        result = collect_result(exp, strategy, name, parent, trials, exp_dir, start, ledger, target)
         result = dataclasses.replace(
             result,
             phases=phases.seconds,
@@ -200,8 +168,8 @@ def run_search(
             population=run.together > 0,
             experiment_id=experiment_id,
         )
-        _close_parent(client, parent, result, exp.search.metric)
-        _mark_complete(ledger, result)
+        close_parent_run(client, parent, result, exp.search.metric)
+        mark_complete(ledger, result)
     log.info("search %s phases (s): %s", name, phases.seconds)
     return result
 
@@ -328,150 +296,6 @@ def _random_searcher(exp: ExperimentConfig) -> Any:
         mode="max",
         sampler=optuna.samplers.RandomSampler(seed=exp.seed),
     )
-
-
-class TrialNamer:
-    """Readable trial (and MLflow run) names: ``optuna-003 rot=0.31 blur=0.8``."""
-
-    def __init__(self, strategy: str, tasks: tuple[str, ...]) -> None:
-        self.strategy, self.tasks = strategy, tasks
-        self.count = 0  # trials named so far (pickled with the Tuner: a resume continues it)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> TrialNamer:
-        # Tune deep-copies the experiment spec, namer included, for every trial it creates: a
-        # copy would count from 0 again and name every trial `<strategy>-001`
-        return self
-
-    def __call__(self, trial: Any) -> str:
-        from auxtune.trainables.config import trial_lambdas
-
-        self.count += 1
-        lambdas = trial_lambdas(trial.config)
-        shown = " ".join(f"{short_name(t)}={lambdas[t]:.2g}" for t in self.tasks if t in lambdas)
-        extra = " ".join(
-            f"{key}={value:.2g}"
-            for key, value in trial.config.items()
-            if isinstance(value, float) and not key.startswith("lambda")
-        )
-        return " ".join(
-            part for part in (f"{self.strategy}-{self.count:03d}", shown, extra) if part
-        )
-
-
-def short_name(task: str) -> str:
-    """A task's short label, declared by the task class, else its first word or its first three
-    letters (``blur_reconstruction`` -> ``blur``, ``rotation`` -> ``rot``)."""
-    from auxtune.robust.tasks import TASKS
-
-    word = task.split("_")[0]
-    return str(getattr(TASKS.get(task), "short_name", word if len(word) <= 4 else word[:3]))
-
-
-def _parent_run(
-    client: Any,
-    experiment_id: str,
-    exp: ExperimentConfig,
-    strategy: str,
-    name: str,
-    plan: SearchPlan,
-    state: tracking.SearchState,
-    nesting: Nesting | None,
-    exp_dir: str,
-) -> AbstractContextManager[str]:
-    """The search's parent run for the block (on resume the same one, RUNNING again); ended
-    FAILED or KILLED with its trials' runs when the block fails."""
-    run_name = f"{strategy} search" if nesting else name
-    if state.data.get("parent_run_id"):  # resume: the same parent run
-        run_id = str(state.data["parent_run_id"])
-        return open_run(client, experiment_id, run_name=run_name, tags={}, run_id=run_id)
-    params = {
-        "strategy": strategy,
-        "search_name": name,
-        "trials": str(plan.trials),
-        "seed": str(exp.seed),
-    }
-    params.update(tracking.as_params(exp.to_dict(), "config."))
-    params.update({f"version.{k}": v for k, v in tracking.library_versions().items()})
-    tags = {
-        "auxtune.kind": "search",
-        "auxtune.strategy": strategy,
-        "ray.experiment_dir": exp_dir,
-        **invocation.source_tags(),
-    }
-    if nesting is not None:
-        tags[tracking.PARENT_TAG] = nesting.parent_run_id
-    return open_run(client, experiment_id, run_name=run_name, tags=tags, params=params)
-
-
-# -------------------------------------------------------------------------------- the results
-def _result(
-    exp: ExperimentConfig,
-    strategy: str,
-    name: str,
-    parent: str,
-    trials: list[TrialSummary],
-    exp_dir: str,
-    start: float,
-    ledger: str,
-    target: tracking.TrackingTarget,
-) -> SearchResult:
-    best = pick_best(trials, exp.search.metric)
-    front = front_of(trials, exp.search.objectives)
-    if front is not None:  # of the trials tied on search.metric, one no other trial dominates
-        best = max(front.members, key=lambda t: t.metrics[exp.search.metric])
-    if best is None:
-        errors = "; ".join(f"{t.trial_id}: {t.error}" for t in trials if t.error)
-        raise SearchError(
-            f"search {name!r} finished no trial ({len(trials)} trials)"
-            + (f"; errors: {errors}" if errors else "")
-        )
-    state = tracking.SearchState(ledger)
-    return SearchResult(
-        strategy=strategy,
-        experiment_name=name,
-        parent_run_id=parent,
-        best=best,
-        trials=trials,
-        trial_epochs=sum(t.epochs for t in trials),
-        wall_s=time.perf_counter() - start,
-        results_path=exp_dir,
-        logging_s=float(state.data.get("logging_s", 0.0)),
-        tracking_uri=target.uri,
-        front=front,
-    )
-
-
-def _mark_complete(ledger: str, result: SearchResult) -> None:
-    """Record in the ledger whether every trial ended (``--resume`` prefers unfinished searches)."""
-    state = tracking.SearchState(ledger)
-    state.data["complete"] = not result.unfinished
-    state.save()
-
-
-def _close_parent(client: Any, parent: str, result: SearchResult, metric: str) -> None:
-    """The best trial's metrics (``best/...``) and the spend on the parent run, then its status."""
-    metrics: dict[str, float] = {
-        f"best/{metric}": result.best.metrics[metric],
-        "trial_epochs": float(result.trial_epochs),
-        "wall_s": result.wall_s,
-        "trials": float(len(result.trials)),
-        "failed_trials": float(len(result.failed)),
-    }
-    if result.budget_trial_epochs is not None:
-        metrics["budget_trial_epochs"] = float(result.budget_trial_epochs)
-    for key, value in result.best.metrics.items():
-        if not key.startswith(("time/", "lr", "images_per_s")):
-            metrics[f"best/{key}"] = value
-    for key, param in result.best.params.items():
-        if isinstance(param, (int, float)):
-            metrics[f"best/{key}"] = float(param)
-    tags = {"best.trial_id": result.best.trial_id, "best.run_id": result.best.mlflow_run_id or ""}
-    if result.front is not None:  # the front's members, best on the first objective first
-        tags["pareto.objectives"] = ",".join(result.front.objectives)
-        tags["pareto.trial_ids"] = ",".join(t.trial_id for t in result.front.members)
-        metrics["pareto_front_size"] = float(len(result.front.members))
-    tracking.log_batch(client, parent, metrics=metrics, tags=tags)
-    client.set_terminated(parent, "KILLED" if result.unfinished else "FINISHED")
 
 
 __all__ = [

@@ -8,7 +8,7 @@
 
 with direction = sign (L-infinity) or grad / ||grad||_2 per image (L2), and project the clip to the
 ball and to the image range. :class:`PGD` is that update, nothing else: the training step
-(:class:`Adversary`) and the evaluation (:mod:`auxtune.robust.adversarial_eval`) give it their loss.
+(:class:`Adversary`) and the evaluation (:mod:`auxtune.robust.pgd_eval`) give it their loss.
 
 **What adversarial training trains on.** With one perturbation delta of the batch,
 
@@ -57,10 +57,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from auxtune.robust.adversarial_config import AdversarialConfig
 from auxtune.robust.batchnorm import frozen_running_stats
-from auxtune.robust.config import AdversarialConfig
+from auxtune.robust.losses import compute_losses
 from auxtune.robust.model import MultiHeadNet
-from auxtune.robust.training import compute_losses
 from auxtune.robust.weighting import weighted_sum
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]  # perturbed images -> scalar loss to maximise

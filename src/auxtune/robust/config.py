@@ -1,36 +1,36 @@
 """Frozen, validated configuration of one training run (pure data; the module imports no torch).
 
+:class:`TrainConfig` composes the sections. The sections of the plugin kinds live beside their
+plugins and are checked against their registries, read when a config is built: ``tasks:``
+(:mod:`auxtune.robust.tasks.config`) and ``weighting:`` (:mod:`auxtune.robust.weighting.config`,
+each weighting's own section in its module); ``adversarial:`` is beside the attacks
+(:mod:`auxtune.robust.adversarial_config`). The others are here, and every section is importable
+from here.
+
 The defaults are the seed paper's (Kim, Lee & Suh) optimizer settings on a small network; the
-presets in ``configs/`` change the network and the budget. Task and weighting names are checked
-against their registries (:mod:`auxtune.robust.tasks`, :mod:`auxtune.robust.weighting.registry`),
-read when a config is built: the registries are the only lists of names.
+presets in ``configs/`` change the network and the budget.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from auxtune.config import ConfigError, check, from_dict
-
-if TYPE_CHECKING:
-    from auxtune.robust.weighting.options import MetaValidationOptions, WeightingOptions
+from auxtune.config import check
+from auxtune.robust.adversarial_config import (
+    ATTACK_FORMS,
+    ATTACK_NAME,
+    THREAT_MODELS,
+    AdversarialConfig,
+)
+from auxtune.robust.tasks.config import TasksConfig
+from auxtune.robust.tasks.registry import task_names
+from auxtune.robust.weighting.config import WeightingConfig
 
 #: generated here, never downloaded (:data:`auxtune.data.embedded.EMBEDDED` draws them)
 EMBEDDED_DATASETS = ("synthetic", "photo_shapes")
 DATASETS = (*EMBEDDED_DATASETS, "cifar10", "cifar100")
 SEED_LIMIT = 2**32  # seeds are in [0, 2**32): what numpy's legacy seeding and torch both take
-
-
-def task_names() -> tuple[str, ...]:
-    """Every registered self-supervised task (:data:`auxtune.robust.tasks.TASKS`)."""
-    from auxtune.robust.tasks import TASKS
-
-    return tuple(TASKS)
 
 
 def labelled_count(num_train: int, fraction: float) -> int:
@@ -113,187 +113,6 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class TasksConfig:
-    """Which self-supervised heads to train, and the knobs their transforms take."""
-
-    names: tuple[str, ...] = ("rotation",)
-    # pixels; blurred reconstruction's Gaussian (the original's 7/255 px was a no-op)
-    blur_sigma: float = 1.0
-    decoder_width: int = 256  # first channel count of the 256-128-64 transposed-conv decoders
-    # which forwards move the backbone's BatchNorm running statistics, what evaluation normalises
-    # with: "clean" = the main task's clean batch only (each task's view is normalised by its own
-    # batch statistics and leaves them alone); "every_view" = every task's view too, so they
-    # mostly describe rotated/grey/blurred views the test never shows (auxtune <= 0.1)
-    running_stats: Literal["clean", "every_view"] = "clean"
-    # rotation: one random quarter-turn per image (a view the size of the batch), or all four
-    # quarter-turns of every image (a 4x larger view: the seed paper's code)
-    rotation_all_four: bool = False
-    # a constant factor on a task's loss, by task (1 for tasks not listed): the seed paper's code
-    # multiplies the MSE of reconstruction, blur_reconstruction and inpainting by 30, and sums
-    # colorization's a and b cross-entropies where auxtune averages them (a factor 2)
-    loss_scales: dict[str, float] = field(default_factory=dict)
-    # decoder heads: "auxtune", or "paper", the seed paper's released code: a Linear+ReLU before
-    # the reconstruction, blur_reconstruction and inpainting decoders, no bias on their last
-    # layer, a two-layer inpainting decoder, and inpainting's hole filled white (auxtune: black)
-    decoders: Literal["auxtune", "paper"] = "auxtune"
-
-    def __post_init__(self) -> None:
-        valid = task_names()
-        for name in self.names:
-            check(
-                name in valid,
-                f"tasks.names: unknown task {name!r}; valid tasks: {', '.join(valid)}",
-            )
-        check(len(set(self.names)) == len(self.names), f"tasks.names has duplicates: {self.names}")
-        check(self.blur_sigma > 0, f"tasks.blur_sigma = {self.blur_sigma} must be > 0 (pixels)")
-        check(self.decoder_width >= 4, f"tasks.decoder_width = {self.decoder_width} must be >= 4")
-        check(
-            self.running_stats in ("clean", "every_view"),
-            f"tasks.running_stats = {self.running_stats!r}; choose clean or every_view",
-        )
-        for task, scale in self.loss_scales.items():
-            check(
-                task in valid,
-                f"tasks.loss_scales: unknown task {task!r}; valid tasks: {', '.join(valid)}",
-            )
-            check(scale > 0, f"tasks.loss_scales.{task} = {scale} must be > 0")
-        check(
-            self.decoders in ("auxtune", "paper"),
-            f"tasks.decoders = {self.decoders!r}; choose auxtune or paper",
-        )
-
-    def loss_scale(self, task: str) -> float:
-        """The constant factor on ``task``'s loss (``loss_scales``, default 1)."""
-        return float(self.loss_scales.get(task, 1.0))
-
-
-@dataclass(frozen=True)
-class WeightingConfig:
-    """How the lambdas of L = L_main + sum_i lambda_i L_aux_i are set.
-
-    ``name`` picks a registered weighting (:mod:`auxtune.robust.weighting`); ``lambdas`` (and
-    ``init_lambda`` for tasks it does not name) are the fixed lambdas, or where a learned weighting
-    starts. Each weighting with options owns a section named after it (``weighting.meta.meta_lr``,
-    ``weighting.gradnorm.alpha``): ``sections`` holds them, parsed by the plugin's config class, and
-    plain data spells them in place (``{"name": "gradnorm", "gradnorm": {"alpha": 1.5}}``). The
-    active weighting's section is always there (its defaults unless given).
-
-        >>> cfg = WeightingConfig.create("fixed", lambdas={"rotation": 0.2})
-        >>> cfg.initial_lambdas(("rotation", "jigsaw")), cfg.options
-        ({'rotation': 0.2, 'jigsaw': 0.5}, None)
-    """
-
-    name: str = "fixed"
-    init_lambda: float = 0.5  # every task's lambda unless ``lambdas`` names it
-    lambdas: dict[str, float] = field(default_factory=dict)
-    #: weighting name -> its config section (``config_class`` of the weighting)
-    sections: dict[str, Any] = field(default_factory=dict, metadata={"inline": True})
-
-    def __post_init__(self) -> None:
-        from auxtune.robust.weighting.registry import weighting_names
-
-        names = weighting_names()
-        check(
-            self.name in names,
-            f"weighting.name: unknown weighting {self.name!r}; valid weightings: {', '.join(names)}",
-        )
-        check(self.init_lambda >= 0, f"weighting.init_lambda = {self.init_lambda} must be >= 0")
-        valid = task_names()
-        for task, value in self.lambdas.items():
-            check(
-                task in valid,
-                f"weighting.lambdas: unknown task {task!r}; valid tasks: {', '.join(valid)}",
-            )
-            check(value >= 0, f"weighting.lambdas.{task} = {value} must be >= 0")
-        object.__setattr__(self, "sections", _parse_sections(self.sections, self.name))
-
-    @classmethod
-    def create(
-        cls,
-        name: str = "fixed",
-        *,
-        init_lambda: float = 0.5,
-        lambdas: Mapping[str, float] | None = None,
-        **options: Any,
-    ) -> WeightingConfig:
-        """``create("gradnorm", alpha=0.5)``: the keyword options fill the weighting's own section."""
-        sections = {name: options} if options else {}
-        return cls(name, init_lambda, dict(lambdas or {}), sections)
-
-    @property
-    def options(self) -> Any:
-        """The active weighting's section (None for a weighting without options)."""
-        return self.sections.get(self.name)
-
-    def section(self, name: str) -> Any:
-        """Weighting ``name``'s section: as configured, else its defaults (None: it has none)."""
-        from auxtune.robust.weighting.registry import weighting_class
-
-        if name in self.sections:
-            return self.sections[name]
-        config_class = weighting_class(name).config_class
-        return None if config_class is None else config_class()
-
-    @property
-    def meta_validation(self) -> MetaValidationOptions | None:
-        """Where the active weighting's meta-validation batches come from, if it needs any."""
-        from auxtune.robust.weighting.registry import weighting_class
-
-        return self.options if weighting_class(self.name).needs_meta_batch else None
-
-    def initial_lambdas(self, tasks: tuple[str, ...]) -> dict[str, float]:
-        """The starting lambda of each task in ``tasks``."""
-        return {t: float(self.lambdas.get(t, self.init_lambda)) for t in tasks}
-
-
-def _parse_sections(raw: Mapping[str, Any], active: str) -> dict[str, WeightingOptions]:
-    """Each plugin section parsed by its weighting's config class; old flat keys moved into the
-    section that declares them (with a deprecation note); the active weighting's section added."""
-    from auxtune.robust.weighting.options import OptionError
-    from auxtune.robust.weighting.registry import WEIGHTINGS, weighting_class
-
-    owners = {c.name: c.config_class for c in WEIGHTINGS.values() if c.config_class is not None}
-    legacy = {key: name for name, c in owners.items() for key in c.legacy_keys}
-    given: dict[str, Any] = {}
-    moved: dict[str, dict[str, Any]] = {}
-    for key, value in raw.items():
-        if key in owners:
-            given[key] = value
-        elif key in legacy:
-            moved.setdefault(legacy[key], {})[key] = value
-        else:
-            valid = ["init_lambda", "lambdas", "name", *owners]
-            raise ConfigError(f"unknown config key weighting.{key}; valid keys: {', '.join(valid)}")
-    for name, values in moved.items():
-        keys = ", ".join(f"weighting.{k}" for k in values)
-        warnings.warn(
-            f"{keys}: deprecated flat keys, read as weighting.{name}.<key>; write them there",
-            FutureWarning,
-            stacklevel=4,
-        )
-        nested = given.get(name) or {}
-        if isinstance(nested, Mapping):  # keys spelt in the section win over flat ones
-            given[name] = {**values, **nested}
-    config_class = weighting_class(active).config_class
-    if config_class is not None and active not in given:
-        given[active] = config_class()
-    sections = {}
-    for name, value in given.items():
-        config_class = owners[name]
-        try:
-            section = (
-                value
-                if isinstance(value, config_class)
-                else from_dict(config_class, value, f"weighting.{name}")
-            )
-        except OptionError as err:
-            raise ConfigError(f"weighting.{name}.{err}") from None
-        section.check_search(f"weighting.{name}")
-        sections[name] = section
-    return sections
-
-
-@dataclass(frozen=True)
 class DataConfig:
     """Which images to train and evaluate on."""
 
@@ -357,111 +176,6 @@ class RuntimeConfig:
 def _is_cuda_index(device: str) -> bool:
     index = device.removeprefix("cuda:")
     return device.startswith("cuda:") and index.isascii() and index.isdigit()
-
-
-THREAT_MODELS = ("linf", "l2")
-#: attack names of ``adversarial.final_attacks`` and ``auxtune evaluate --attack``
-ATTACK_NAME = re.compile(r"(art-)?pgd[1-9][0-9]*|apgd|autoattack")
-ATTACK_FORMS = (
-    "pgd<K> (ours: K steps, random start), art-pgd<K> (ART's PGD), apgd (ART: APGD-CE + "
-    "APGD-DLR), autoattack (ART: APGD-CE, APGD-DLR, DeepFool, Square)"
-)
-
-
-@dataclass(frozen=True)
-class AdversarialConfig:
-    """PGD adversarial training (Madry et al.) and the attacks a run is evaluated with.
-
-    ``train``: every step trains on PGD examples. ``evaluate``: report accuracy under attack
-    (every epoch ``val_adv_accuracy``, at the end ``final_attacks`` and the epsilon sweep); always on
-    when ``train`` is, so ``evaluate=true`` alone is normal training measured under attack. Distances are in pixel units of images in
-    [0, 1] before the network's standardisation: CIFAR's L-infinity radius is 8/255 = 0.0314,
-    its usual L2 radius 0.5 (set it with ``threat_model=l2``: the default is the L-infinity one).
-    See :mod:`auxtune.robust.adversarial` for the attack's loss and the auxiliary heads' view.
-    """
-
-    train: bool = False  # PGD adversarial training
-    evaluate: bool = False  # the attack metrics without adversarial training (implied by train)
-    threat_model: Literal["linf", "l2"] = "linf"
-    epsilon: float = 8 / 255  # radius of the threat model, pixel units of [0, 1] images
-    steps: int = 10  # PGD steps of the training attack and of the per-epoch val_adv_accuracy
-    # per PGD step, pixel units; null = 2.5 * epsilon / steps (Madry et al.'s rule: 2/255 here)
-    step_size: float | None = None
-    random_start: bool = True  # start uniformly inside the ball (Madry et al.), not at x
-    # epochs over which the training radius (and PGD's step) grows linearly from 0 to epsilon,
-    # step by step; 0 = the full radius from the first step
-    warmup_epochs: float = 0.0
-    attack_loss: Literal["main", "total"] = "main"  # what the attack maximises (total: + lambdas)
-    aux_view: Literal["clean", "adversarial"] = "adversarial"  # what the auxiliary heads see
-    val_images: int = 200  # fixed validation images attacked after every epoch (val_adv_accuracy)
-    test_images: int = 0  # test images attacked at the end (final_attacks, sweep); 0 = all
-    # attacks on the test images at the end, each reported as adv_<name>_accuracy
-    final_attacks: tuple[str, ...] = ("pgd20", "pgd100")
-    restarts: int = 1  # random restarts of the final attacks (worst case per image)
-    # test radii of the final epsilon sweep, as multiples of epsilon (0 = clean accuracy)
-    sweep: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-
-    def __post_init__(self) -> None:
-        check(
-            self.threat_model in THREAT_MODELS,
-            f"adversarial.threat_model = {self.threat_model!r}; choose linf or l2",
-        )
-        check(
-            self.attack_loss in ("main", "total"),
-            f"adversarial.attack_loss = {self.attack_loss!r}; choose main or total",
-        )
-        check(
-            self.aux_view in ("clean", "adversarial"),
-            f"adversarial.aux_view = {self.aux_view!r}; choose clean or adversarial",
-        )
-        top = 1.0 if self.threat_model == "linf" else math.inf
-        check(
-            0 < self.epsilon <= top,
-            f"adversarial.epsilon = {self.epsilon} must be > 0"
-            + (
-                " and <= 1 (pixel units of [0, 1] images; CIFAR's is 8/255 = 0.0314)"
-                if top == 1
-                else ""
-            ),
-        )
-        check(self.steps >= 1, f"adversarial.steps = {self.steps} must be >= 1")
-        check(
-            self.step_size is None or self.step_size > 0,
-            f"adversarial.step_size = {self.step_size} must be > 0 (or null for 2.5 * epsilon / steps)",
-        )
-        check(
-            self.warmup_epochs >= 0,
-            f"adversarial.warmup_epochs = {self.warmup_epochs} must be >= 0 (0 = no warm-up)",
-        )
-        check(self.val_images >= 1, f"adversarial.val_images = {self.val_images} must be >= 1")
-        check(
-            self.test_images >= 0,
-            f"adversarial.test_images = {self.test_images} must be >= 0 (0 = all)",
-        )
-        for name in self.final_attacks:
-            check(
-                ATTACK_NAME.fullmatch(name) is not None,
-                f"adversarial.final_attacks: unknown attack {name!r}; valid: {ATTACK_FORMS}",
-            )
-        check(self.restarts >= 1, f"adversarial.restarts = {self.restarts} must be >= 1")
-        check(
-            len(self.sweep) > 0 and all(m >= 0 for m in self.sweep),
-            f"adversarial.sweep = {list(self.sweep)} must list multiples of epsilon >= 0",
-        )
-        check(
-            len(set(self.sweep)) == len(self.sweep),
-            f"adversarial.sweep has duplicates: {list(self.sweep)}",
-        )
-
-    @property
-    def enabled(self) -> bool:
-        """Whether runs report accuracy under attack (``train`` or ``evaluate``)."""
-        return self.train or self.evaluate
-
-    @property
-    def pgd_step_size(self) -> float:
-        """The training attack's step: ``step_size``, or 2.5 * epsilon / steps when unset."""
-        return self.step_size if self.step_size is not None else 2.5 * self.epsilon / self.steps
 
 
 @dataclass(frozen=True)
@@ -619,3 +333,27 @@ class TrainConfig:
             "ood.test_classes/val_classes hold classes out of training, but the meta-validation "
             "protocol 'paper' meta-validates on CIFAR-C images of every class; use protocol holdout",
         )
+
+
+__all__ = [
+    "ATTACK_FORMS",
+    "ATTACK_NAME",
+    "DATASETS",
+    "OOD_DETECTORS",
+    "OOD_DETECTOR_TASKS",
+    "OOD_SETS",
+    "THREAT_MODELS",
+    "AdversarialConfig",
+    "DataConfig",
+    "LabelNoiseConfig",
+    "ModelConfig",
+    "OODConfig",
+    "OptimConfig",
+    "RuntimeConfig",
+    "TasksConfig",
+    "TrainConfig",
+    "WeightingConfig",
+    "check_seed",
+    "ood_detectors",
+    "task_names",
+]

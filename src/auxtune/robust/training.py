@@ -19,45 +19,13 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.nn import functional as F
 
+from auxtune.robust.losses import MainLoss, compute_losses, cross_entropy
 from auxtune.robust.model import MultiHeadNet
-from auxtune.robust.weighting import MAIN, StepContext, Weighting
+from auxtune.robust.weighting import StepContext, Weighting
 
 if TYPE_CHECKING:
     from auxtune.robust.adversarial import Adversary
-
-#: (logits, labels) -> the main task's scalar loss
-MainLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The main loss unless a label correction replaces it (in float32 under bf16 autocast)."""
-    return F.cross_entropy(logits.float(), labels)
-
-
-def compute_losses(
-    model: MultiHeadNet,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    aux_images: torch.Tensor | None = None,
-    *,
-    main_loss: MainLoss = cross_entropy,
-    tasks: Collection[str] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Main loss (cross-entropy unless a label correction replaces it) plus each task's loss on
-    its own view of the same batch (of ``aux_images`` when given: adversarial training's clean or
-    adversarial view). ``tasks``: the auxiliary tasks to compute (None: all the model's)."""
-    losses = {MAIN: main_loss(model(images), labels)}
-    views = images if aux_images is None else aux_images
-    for name, task in model.tasks.items():
-        if tasks is not None and name not in tasks:
-            continue
-        inputs, targets = task.make_inputs(views)  # type: ignore[operator]
-        features = model.view_features(inputs)
-        # loss_scale: a constant from tasks.loss_scales (the paper's code weighs MSEs by 30)
-        losses[name] = task.loss_scale * task.loss(task(features), targets)  # type: ignore[operator]
-    return losses
 
 
 def train_step(

@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from auxtune.errors import UserError
-from auxtune.robust.config import ATTACK_FORMS
+from auxtune.robust.adversarial_config import ATTACK_FORMS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace, attacks: list[str]) -> Any:
     """The attack report of the checkpoint ``args.checkpoint`` (see ``auxtune evaluate --help``)."""
     epsilon = parse_epsilon(args.epsilon) if args.epsilon is not None else None
     from auxtune.data.datasets import load_dataset
-    from auxtune.robust.adversarial_eval import attack_report
     from auxtune.robust.checkpoint import load_model
+    from auxtune.robust.gradient_masking import attack_report
 
     try:
         model, cfg = load_model(args.checkpoint)

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         verbose=1 if args.verbose else 0,
         log_file=log_file,
     )
-    from auxtune.platform.report import format_table, ui_hint
+    from auxtune.platform.report import ui_hint
+    from auxtune.platform.report_tables import format_table
 
     print()
     print(format_table(comparison))

@@ -1,16 +1,12 @@
 """MLflow tracking: the store (:mod:`.store`), the driver's ledger of a Tune run (:mod:`.ledger`),
-the Tune callback that writes every trial's run from the driver (:mod:`.callback`), the datasets a
-run uses (:mod:`.datasets`) and the models it trained (:mod:`.models`).
+the Tune callback that writes every trial's run from the driver (:mod:`.callback`, its writer thread
+:mod:`.writer`, a failed trial's error :mod:`.trial_errors`), the datasets a run uses
+(:mod:`.datasets`) and the models it trained (:mod:`.models`).
 
 Every MLflow write happens on the Ray driver: trials never talk to MLflow.
 """
 
-from auxtune.platform.tracking.callback import (
-    WRITE_EVERY_S,
-    MlflowTrialCallback,
-    error_line,
-    trial_error_message,
-)
+from auxtune.platform.tracking.callback import MlflowTrialCallback
 from auxtune.platform.tracking.command_run import CommandRun, NoRun, open_store, start_run
 from auxtune.platform.tracking.datasets import (
     DatasetRecord,
@@ -49,6 +45,8 @@ from auxtune.platform.tracking.store import (
     resolve_tracking,
     trial_runs,
 )
+from auxtune.platform.tracking.trial_errors import error_line, trial_error_message
+from auxtune.platform.tracking.writer import WRITE_EVERY_S
 
 __all__ = [
     "BEST_ALIAS",

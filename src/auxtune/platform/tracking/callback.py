@@ -7,9 +7,10 @@ immutable: initial values go to params, the values over time to metrics), trials
 persisted in the Tune experiment directory, so resumed trials reuse their run).
 
 Trials report synchronously (a trial waits while the driver handles its result), so the callback's
-hooks only queue work for one background writer thread: a run gets one ``MlflowClient.log_batch``
-at its first result, then at most one every ``WRITE_EVERY_S`` seconds holding every epoch since
-(each at its own step), and a last one when the trial ends, with its artifacts.
+hooks only queue work for one background writer thread (:mod:`.writer`): a run gets one
+``MlflowClient.log_batch`` at its first result, then at most one every ``WRITE_EVERY_S`` seconds
+holding every epoch since (each at its own step), and a last one when the trial ends, with its
+artifacts.
 
 Exactly once: a result goes to the ledger (:class:`~.ledger.SearchState`) in the hook, before
 anything is queued, so the ledger always holds at least what MLflow holds. What a dead driver
@@ -20,24 +21,23 @@ written again.
 
 from __future__ import annotations
 
-import atexit
-import json
 import math
-import queue
-import sys
-import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ray import tune
 
 from auxtune.platform.tracking import recovery
-from auxtune.platform.tracking.ledger import SearchState, add_row
-from auxtune.platform.tracking.store import PARENT_TAG, client, log_batch, numeric_metrics
-
-WRITE_EVERY_S = 30.0  # a run's metrics are written at most this often (several epochs per write)
+from auxtune.platform.tracking.ledger import SearchState, add_row, result_row
+from auxtune.platform.tracking.store import (
+    PARENT_TAG,
+    client,
+    log_batch,
+    log_files,
+)
+from auxtune.platform.tracking.trial_errors import trial_error_message
+from auxtune.platform.tracking.writer import WRITE_EVERY_S, HookTimer, Writer
 
 
 class MlflowTrialCallback(tune.Callback):
@@ -87,7 +87,7 @@ class MlflowTrialCallback(tune.Callback):
     def _reset(self) -> None:
         self._client: Any = None
         self._state: SearchState | None = None
-        self._writer: _Writer | None = None
+        self._writer: Writer | None = None
         self._history: dict[str, list[dict[str, Any]]] | None = None
         self._pending_params: dict[str, dict[str, str]] = {}
         self._known: set[str] = set()  # runs this session created or checked
@@ -136,9 +136,9 @@ class MlflowTrialCallback(tune.Callback):
         return self._history
 
     @property
-    def writer(self) -> _Writer:
+    def writer(self) -> Writer:
         if self._writer is None:
-            self._writer = _Writer(self.state, idle=lambda: self._write_all(WRITE_EVERY_S))
+            self._writer = Writer(self.state, idle=lambda: self._write_all(WRITE_EVERY_S))
         return self._writer
 
     @property
@@ -169,25 +169,7 @@ class MlflowTrialCallback(tune.Callback):
         with self._hook():
             rows = self.history.setdefault(trial.trial_id, [])
             step = self.steps[trial.trial_id] = self.steps.get(trial.trial_id, 0) + 1
-            metrics = numeric_metrics(result)
-            # wall time of this result inside the trial (train + eval + checkpoint)
-            metrics["time/iter_s"] = float(result.get("time_this_iter_s") or 0.0)
-            tags = {}
-            donor = result.get("restored_from")
-            if donor:
-                metrics["pbt/exploit"] = 1.0
-                tags = {
-                    "pbt.last_donor": str(donor),
-                    "pbt.exploits": str(1 + sum(1 for r in rows if r.get("restored_from"))),
-                    "pbt.current_config": json.dumps(_plain(trial.config), sort_keys=True),
-                }
-            row: dict[str, Any] = {
-                "training_iteration": int(result.get("training_iteration") or 0),
-                **metrics,
-                "step": step,  # the trial's n-th result: monotonic across restores of any kind
-            }
-            if donor:
-                row["restored_from"] = str(donor)
+            row, tags = result_row(result, step, rows, trial.config)
             # the ledger first: MLflow never holds a result the ledger lacks
             self.state.append_history({"trial_id": trial.trial_id, **row})
             add_row(rows, dict(row))
@@ -327,17 +309,12 @@ class MlflowTrialCallback(tune.Callback):
         if adopted:
             runs.update(adopted)
             self.state.save()
-        for trial_id, rows in self._earlier.items():
-            if trial_id in runs:
-                recovery.write_missing(self.client, runs[trial_id], rows)
+        recovery.write_missing_runs(self.client, runs, self._earlier)
 
     def _reconcile(self) -> None:
         """End of a Tune run: MLflow gets whatever the ledger has that it lacks (a write that
         failed earlier in the session), so every result is in MLflow exactly once."""
-        runs = self.state.runs
-        for trial_id, rows in self.state.rows().items():
-            if trial_id in runs:
-                recovery.write_missing(self.client, runs[trial_id], rows)
+        recovery.write_missing_runs(self.client, self.state.runs, self.state.rows())
 
     def _interrupted(self, trial_id: str) -> None:
         """A trial left unfinished (Ctrl-C, a failed search): KILLED until ``--resume``."""
@@ -370,7 +347,7 @@ class MlflowTrialCallback(tune.Callback):
         if params or tags:
             log_batch(self.client, run_id, params=params, tags=tags)
         try:
-            self._log_files(run_id, self.trial_artifacts(config, history))
+            log_files(self.client, run_id, self.trial_artifacts(config, history))
         except Exception as err:  # artifacts are a convenience: never fail the search for them
             log_batch(self.client, run_id, tags={"artifact_error": repr(err)[:1000]})
         if self.trial_records is not None:
@@ -382,121 +359,5 @@ class MlflowTrialCallback(tune.Callback):
         self.state.data["finished"].append(trial_id)
         self.state.save()
 
-    def _log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
-        """Every artifact of a run in one ``log_artifacts`` call."""
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, payload in files.items():
-                Path(tmp, name).write_bytes(payload)
-            self.client.log_artifacts(run_id, tmp)
-
-    def _hook(self) -> _Timer:
-        return _Timer(self.state, "hook_s")
-
-
-class _Timer:
-    def __init__(self, state: SearchState, key: str) -> None:
-        self.state, self.key = state, key
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: Any) -> None:
-        data = self.state.data
-        data[self.key] = data.get(self.key, 0.0) + time.perf_counter() - self.start
-
-
-class _Writer:
-    """One daemon thread running queued MLflow writes in order; errors are reported, not raised.
-
-    ``idle()`` runs whenever the queue has been empty for ``WRITE_EVERY_S`` (buffered metrics
-    of quiet trials get written).
-    """
-
-    def __init__(self, state: SearchState, idle: Any = None) -> None:
-        self.state = state
-        self.idle = idle
-        self.queue: queue.Queue[Any] = queue.Queue()
-        self.warned = False
-        self.thread = threading.Thread(target=self._loop, name="auxtune-mlflow", daemon=True)
-        self.thread.start()
-        self.put(_warm_up)  # one-time imports, while the first trials start
-        atexit.register(self.drain)
-
-    def put(self, fn: Any, *args: Any) -> None:
-        self.queue.put((fn, args))
-
-    def drain(self) -> None:
-        if self.thread.is_alive():
-            self.queue.join()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                fn, args = self.queue.get(timeout=WRITE_EVERY_S)
-            except queue.Empty:
-                if self.idle is not None:
-                    self._run(self.idle, ())
-                continue
-            try:
-                self._run(fn, args)
-            finally:
-                self.queue.task_done()
-
-    def _run(self, fn: Any, args: tuple[Any, ...]) -> None:
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        try:
-            fn(*args)
-        except Exception as err:  # MLflow trouble must not stop the search
-            if not self.warned:
-                print(
-                    f"auxtune: MLflow logging failed ({err!r}); the search goes on",
-                    file=sys.stderr,
-                )
-                self.warned = True
-        finally:
-            # wall seconds include waits for the CPU (the trials share it) and for the disk;
-            # the thread's CPU seconds are what logging takes away from the trials
-            seconds, cpu_seconds = time.perf_counter() - start, time.thread_time() - start_cpu
-            data = self.state.data
-            data["logging_s"] = data.get("logging_s", 0.0) + seconds
-            data["logging_cpu_s"] = data.get("logging_cpu_s", 0.0) + cpu_seconds
-            op = getattr(fn, "__name__", "other").strip("_")
-            for key, value in (("logging_by_op", seconds), ("logging_cpu_by_op", cpu_seconds)):
-                by_op = data.setdefault(key, {})
-                by_op[op] = by_op.get(op, 0.0) + value
-
-
-def _warm_up() -> None:
-    """Import what the writer needs once (timed as op ``warm_up``, apart from per-trial work)."""
-    import mlflow.entities  # noqa: F401
-
-
-def trial_error_message(trial: Any) -> str:
-    """The last meaningful line of a failed trial's error (e.g. ``DivergenceError: ...``)."""
-    text = ""
-    path = getattr(trial, "error_file", None)
-    if path and Path(path).is_file():
-        text = Path(path).read_text(errors="replace")
-    return error_line(text) or "trial failed (no error file)"
-
-
-def error_line(text: str) -> str:
-    """Pick the exception line out of a traceback (the last ``SomethingError: ...`` line)."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    for line in reversed(lines):
-        head = line.split(":", 1)[0]
-        if head.endswith(("Error", "Exception")) and " " not in head:
-            return line[:1000]
-    return lines[-1][:1000] if lines else ""
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    return str(value)
+    def _hook(self) -> HookTimer:
+        return HookTimer(self.state, "hook_s")

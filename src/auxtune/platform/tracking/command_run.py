@@ -15,7 +15,6 @@ Without a store (``--no-mlflow``) :func:`start_run` gives a :class:`NoRun`, whos
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ from auxtune.platform.tracking.store import (
     closes_run_on_failure,
     ensure_experiment,
     log_batch,
+    log_files,
     numeric_metrics,
     resolve_tracking,
 )
@@ -58,11 +58,7 @@ class CommandRun:
 
     def log_artifacts(self, files: Mapping[str, bytes | str]) -> None:
         """``{file name: content}`` as the run's artifacts, in one upload."""
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, content in files.items():
-                data = content.encode() if isinstance(content, str) else content
-                Path(tmp, name).write_bytes(data)
-            self.client.log_artifacts(self.run_id, tmp)
+        log_files(self.client, self.run_id, files)
 
     def log_model(self, checkpoint: str | Path, **kwargs: Any) -> str:
         """The checkpoint's classifier as the run's logged model (see :mod:`.models`)."""

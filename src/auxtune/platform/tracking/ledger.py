@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from auxtune.platform.tracking.store import numeric_metrics
+
 STATE_FILE = "auxtune_search.json"  # in the Tune experiment directory
 
 
@@ -134,3 +136,46 @@ def add_row(rows: list[dict[str, Any]], row: dict[str, Any]) -> None:
         while rows and rows[-1].get("training_iteration", -math.inf) >= iteration:
             rows.pop()
     rows.append(row)
+
+
+def result_row(
+    result: Mapping[str, Any], step: int, earlier: list[dict[str, Any]], config: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """One Tune result of a trial as its ledger row (MLflow ``step``: the trial's n-th result, so
+    monotonic across restores of any kind), and the run tags a PBT exploit sets (``earlier``: the
+    trial's rows so far, ``config``: its config now).
+
+        >>> row, tags = result_row({"acc": 0.5, "restored_from": "t2"}, 3, [], {"lambda": 0.1})
+        >>> row["step"], row["pbt/exploit"], tags["pbt.exploits"], tags["pbt.current_config"]
+        (3, 1.0, '1', '{"lambda": 0.1}')
+    """
+    metrics = numeric_metrics(result)
+    # wall time of this result inside the trial (train + eval + checkpoint)
+    metrics["time/iter_s"] = float(result.get("time_this_iter_s") or 0.0)
+    tags = {}
+    donor = result.get("restored_from")
+    if donor:
+        metrics["pbt/exploit"] = 1.0
+        tags = {
+            "pbt.last_donor": str(donor),
+            "pbt.exploits": str(1 + sum(1 for r in earlier if r.get("restored_from"))),
+            "pbt.current_config": json.dumps(_plain(config), sort_keys=True),
+        }
+    row: dict[str, Any] = {
+        "training_iteration": int(result.get("training_iteration") or 0),
+        **metrics,
+        "step": step,
+    }
+    if donor:
+        row["restored_from"] = str(donor)
+    return row, tags
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)

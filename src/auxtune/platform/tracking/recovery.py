@@ -97,6 +97,16 @@ def write_missing(client: Any, run_id: str, rows: Iterable[Mapping[str, Any]]) -
     return len(missing)
 
 
+def write_missing_runs(
+    client: Any, runs: Mapping[str, str], rows: Mapping[str, Iterable[Mapping[str, Any]]]
+) -> None:
+    """:func:`write_missing` for every trial of ``rows`` (trial id -> its ledger rows) that has a
+    run in ``runs`` (trial id -> run id)."""
+    for trial_id, trial_rows in rows.items():
+        if trial_id in runs:
+            write_missing(client, runs[trial_id], trial_rows)
+
+
 def adopt_runs(
     client: Any, experiment_id: str, parents: Iterable[str], known: Mapping[str, str]
 ) -> dict[str, str]:
@@ -118,5 +128,6 @@ __all__ = [
     "row_batches",
     "row_metrics",
     "write_missing",
+    "write_missing_runs",
     "write_rows",
 ]

@@ -241,6 +241,16 @@ def log_batch(
         )
 
 
+def log_files(mlflow_client: Any, run_id: str, files: Mapping[str, bytes | str]) -> None:
+    """``{file name: content}`` as the run's artifacts, in one ``log_artifacts`` upload."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            Path(tmp, name).write_bytes(content.encode() if isinstance(content, str) else content)
+        mlflow_client.log_artifacts(run_id, tmp)
+
+
 def trial_runs(mlflow_client: Any, experiment_id: str, parent_run_id: str) -> dict[str, str]:
     """Ray trial id -> MLflow run id of the nested runs under ``parent_run_id`` (one query)."""
     runs = mlflow_client.search_runs(

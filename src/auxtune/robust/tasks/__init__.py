@@ -1,22 +1,37 @@
-"""Self-supervised auxiliary tasks, one module each, registered by name.
+"""Self-supervised auxiliary tasks, one module each, registered by name (:mod:`.registry`).
+
+The package imports light (no torch): :class:`~auxtune.robust.config.TrainConfig` composes its
+:class:`.config.TasksConfig`. The task classes load on first use of a name that needs them.
 
 >>> import torch
->>> from auxtune.robust.config import TasksConfig
+>>> from auxtune.robust.tasks import TasksConfig, create_task
 >>> task = create_task("rotation", num_features=16, cfg=TasksConfig())
 >>> inputs, labels = task.make_inputs(torch.rand(4, 3, 32, 32))
 >>> inputs.shape, labels.shape
 (torch.Size([4, 3, 32, 32]), torch.Size([4]))
 """
 
-from auxtune.robust.tasks import (  # noqa: F401  (each import registers its task)
-    blur_reconstruction,
-    colorization,
-    inpainting,
-    jigsaw,
-    reconstruction,
-    rgb_permutation,
-    rotation,
-)
-from auxtune.robust.tasks.base import TASKS, AuxTask, ClassificationTask, create_task, register_task
+from typing import TYPE_CHECKING
 
-__all__ = ["TASKS", "AuxTask", "ClassificationTask", "create_task", "register_task"]
+from auxtune.robust.plugins import lazy_attributes
+from auxtune.robust.tasks.config import TasksConfig
+from auxtune.robust.tasks.registry import register_task, task_class, task_names
+
+if TYPE_CHECKING:  # served by __getattr__: they need torch, or every plugin registered
+    from auxtune.robust.tasks.base import AuxTask, ClassificationTask, create_task
+    from auxtune.robust.tasks.registry import TASKS
+
+__getattr__ = lazy_attributes(
+    __name__, task_names, base=("AuxTask", "ClassificationTask", "create_task"), registry=("TASKS",)
+)
+
+__all__ = [
+    "TASKS",
+    "AuxTask",
+    "ClassificationTask",
+    "TasksConfig",
+    "create_task",
+    "register_task",
+    "task_class",
+    "task_names",
+]

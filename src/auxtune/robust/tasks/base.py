@@ -1,8 +1,9 @@
-"""The contract every self-supervised task implements, and the registry that names them.
+"""The contract every self-supervised task implements, and the factory that builds one by name.
 
 A task owns three things: a batched, on-device input transform (``make_inputs``), a head on the
 shared feature vector (``forward``) and a loss (``loss``). Adding a task is one module with a
-``@register_task`` class; the trainer, the configs and the contract tests pick it up by name.
+``@register_task`` class (:mod:`.registry`), listed in the registry's ``PLUGINS``; the trainer, the
+configs and the contract tests pick it up by name.
 """
 
 from __future__ import annotations
@@ -14,22 +15,16 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from auxtune.robust.config import TasksConfig
-
-TASKS: dict[str, type[AuxTask]] = {}
-
-
-def register_task(cls: type[AuxTask]) -> type[AuxTask]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    TASKS[cls.name] = cls
-    return cls
+from auxtune.robust.tasks.config import TasksConfig
+from auxtune.robust.tasks.registry import task_class
 
 
 def create_task(name: str, num_features: int, cfg: TasksConfig) -> AuxTask:
     """Build the task called ``name`` with a head on ``num_features``-wide features."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name](num_features, cfg)
+    cls = task_class(name)
+    if not issubclass(cls, AuxTask):  # the registry takes any class with a name
+        raise TypeError(f"task {name!r} is registered by {cls.__qualname__}, not an AuxTask")
+    return cls(num_features, cfg)
 
 
 class AuxTask(nn.Module, ABC):

@@ -11,9 +11,9 @@ import math
 import torch
 from torch.nn import functional as F
 
-from auxtune.robust.config import TasksConfig
-from auxtune.robust.tasks.base import register_task
+from auxtune.robust.tasks.config import TasksConfig
 from auxtune.robust.tasks.reconstruction import ReconstructionTask
+from auxtune.robust.tasks.registry import register_task
 
 
 def gaussian_kernel1d(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from auxtune.robust.config import TasksConfig
-from auxtune.robust.tasks.base import AuxTask, register_task
+from auxtune.robust.tasks.base import AuxTask
+from auxtune.robust.tasks.config import TasksConfig
 from auxtune.robust.tasks.decoders import ConvDecoder
+from auxtune.robust.tasks.registry import register_task
 
 NUM_BINS = 32  # per channel; a and b span about [-128, 128), so each bin is 8 Lab units wide
 AB_RANGE = (-128.0, 128.0)

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from auxtune.robust.config import TasksConfig
-from auxtune.robust.tasks.base import AuxTask, register_task
+from auxtune.robust.tasks.base import AuxTask
+from auxtune.robust.tasks.config import TasksConfig
 from auxtune.robust.tasks.decoders import PaperPatchDecoder, PatchDecoder
+from auxtune.robust.tasks.registry import register_task
 
 PATCH = 8
 CENTRE = slice(12, 12 + PATCH)  # rows/columns 12..19 of a 32x32 image

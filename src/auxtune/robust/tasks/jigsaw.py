@@ -6,7 +6,8 @@ import itertools
 
 import torch
 
-from auxtune.robust.tasks.base import ClassificationTask, register_task
+from auxtune.robust.tasks.base import ClassificationTask
+from auxtune.robust.tasks.registry import register_task
 
 #: Label k means output tile t (row-major) is input tile PERMUTATIONS[k][t].
 PERMUTATIONS: tuple[tuple[int, ...], ...] = tuple(itertools.permutations(range(4)))

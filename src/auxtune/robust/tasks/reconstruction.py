@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from auxtune.robust.config import TasksConfig
-from auxtune.robust.tasks.base import AuxTask, register_task
+from auxtune.robust.tasks.base import AuxTask
+from auxtune.robust.tasks.config import TasksConfig
 from auxtune.robust.tasks.decoders import ConvDecoder, paper_stem
+from auxtune.robust.tasks.registry import register_task
 
 
 @register_task

@@ -10,8 +10,9 @@ from functools import partial
 
 import torch
 
-from auxtune.robust.config import TasksConfig
-from auxtune.robust.tasks.base import ClassificationTask, register_task, select_per_image
+from auxtune.robust.tasks.base import ClassificationTask, select_per_image
+from auxtune.robust.tasks.config import TasksConfig
+from auxtune.robust.tasks.registry import register_task
 
 
 def rotate(images: torch.Tensor, quarter_turns: int) -> torch.Tensor:

@@ -33,9 +33,9 @@ from typing import Any
 
 import torch
 
-from auxtune.robust.config import WeightingConfig
 from auxtune.robust.model import MultiHeadNet
 from auxtune.robust.weighting.base import StepContext, Weighting, weighted_sum
+from auxtune.robust.weighting.config import WeightingConfig
 from auxtune.robust.weighting.gradients import TaskGradients, flatten, task_gradients, unflatten
 from auxtune.robust.weighting.meta import lookahead_step, meta_loss, shared_names
 from auxtune.robust.weighting.options import MetaValidationOptions, check_option

@@ -31,8 +31,8 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from auxtune.robust.config import WeightingConfig
 from auxtune.robust.model import MultiHeadNet
+from auxtune.robust.weighting.config import WeightingConfig
 from auxtune.robust.weighting.options import WeightingOptions
 from auxtune.robust.weighting.registry import weighting_class
 
@@ -42,7 +42,12 @@ MAIN = "main"  # the key of the main task's loss; its weight is always 1
 
 def create_weighting(cfg: WeightingConfig, tasks: tuple[str, ...]) -> Weighting:
     """Build the weighting called ``cfg.name`` for the auxiliary ``tasks``."""
-    return weighting_class(cfg.name)(cfg, tasks)
+    cls = weighting_class(cfg.name)
+    if not issubclass(cls, Weighting):  # the registry takes any class with the declarations
+        raise TypeError(
+            f"weighting {cfg.name!r} is registered by {cls.__qualname__}, not a Weighting"
+        )
+    return cls(cfg, tasks)
 
 
 def weighted_sum(terms: Mapping[str, X], lambdas: Mapping[str, float | torch.Tensor]) -> X:

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from auxtune.robust.config import WeightingConfig
 from auxtune.robust.weighting.base import StepContext, Weighting
+from auxtune.robust.weighting.config import WeightingConfig
 from auxtune.robust.weighting.gradients import task_gradients
 from auxtune.robust.weighting.options import WeightingOptions, check_option
 from auxtune.robust.weighting.registry import register_weighting

@@ -36,9 +36,9 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from auxtune.config import check
-from auxtune.robust.config import WeightingConfig
 from auxtune.robust.model import MultiHeadNet
 from auxtune.robust.weighting.base import StepContext, weighted_sum
+from auxtune.robust.weighting.config import WeightingConfig
 from auxtune.robust.weighting.fixed import FixedWeighting
 from auxtune.robust.weighting.gradients import (
     TaskGradients,

@@ -9,7 +9,7 @@ hyperparameters, their checks, and the ranges a search draws them from::
         alpha: 1.5
         search: {alpha: [0.0, 3.0]}   # what `auxtune search --strategy gradnorm` draws
 
-Pure data, no torch: :class:`~auxtune.robust.config.WeightingConfig` parses the sections.
+Pure data, no torch: :class:`~auxtune.robust.weighting.config.WeightingConfig` parses the sections.
 
     >>> from dataclasses import dataclass, field
     >>> @dataclass(frozen=True)
@@ -28,17 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from auxtune.config import ConfigError, check
-
-if TYPE_CHECKING:
-    from auxtune.robust.config import TrainConfig
 
 
 class OptionError(ConfigError):
     """A section's own check failed. The message starts at the field (``alpha = -1 must be >= 0``):
-    :class:`~auxtune.robust.config.WeightingConfig` puts ``weighting.<name>.`` in front."""
+    :class:`~auxtune.robust.weighting.config.WeightingConfig` puts ``weighting.<name>.`` in front."""
 
 
 def check_option(condition: bool, message: str) -> None:
@@ -59,8 +56,10 @@ class WeightingOptions:
     #: flat ``weighting.<key>`` names an older schema had for this section's fields
     legacy_keys: ClassVar[tuple[str, ...]] = ()
 
-    def check_with(self, cfg: TrainConfig) -> None:
-        """Checks against the rest of the training config (run when this section is the active one)."""
+    def check_with(self, cfg: Any) -> None:
+        """Checks against the rest of the training config ``cfg`` (a
+        :class:`~auxtune.robust.config.TrainConfig`, which composes this module and so is not
+        imported by it), run when this section is the active one."""
 
     def search_ranges(self) -> dict[str, tuple[float, float]]:
         """Hyperparameter -> (low, high) a search draws it from (empty: nothing to search)."""
