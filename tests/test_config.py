@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -198,3 +199,26 @@ def test_flatten_gives_dotted_keys():
     assert flat["optim.lr"] == 0.1
     assert flat["weighting.lambdas"] == {}
     assert flat["tasks.names"] == ["rotation"]
+
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_every_preset_in_configs_is_a_valid_experiment(preset):
+    from auxtune.platform.config import load_experiment
+
+    exp = load_experiment(str(preset), [])
+    assert exp.train_config().optim.epochs >= 1
+
+
+def test_the_study_asks_its_question_with_power():
+    """configs/study.yaml: few labels on photo_shapes, the issue's seven rows, >= 8 paired seeds."""
+    from auxtune.platform.config import load_experiment
+
+    exp = load_experiment(str(PRESETS[0].parent / "study.yaml"), [])
+    data = exp.train_config().data
+    assert data.dataset == "photo_shapes" and data.labeled_fraction < 1
+    assert exp.compare.seeds >= 8
+    wanted = {"baseline", "fixed", "meta", "optuna", "pbt", "uncertainty", "pcgrad"}
+    assert wanted <= set(exp.compare.strategies)
