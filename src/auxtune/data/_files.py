@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +43,20 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
 def save_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def cached_arrays(
+    path: str | Path, make: Callable[[], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) read from the ``.npz`` at ``path``, or made by ``make`` and saved there
+    (atomically). An unreadable file is made again and replaced."""
+    path = Path(path)
+    if path.is_file():
+        try:
+            with np.load(path) as cached:
+                return cached["images"], cached["labels"]
+        except (OSError, KeyError, ValueError):
+            pass
+    images, labels = make()
+    save_npz(path, images=images, labels=labels)
+    return images, labels

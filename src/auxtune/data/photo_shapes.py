@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auxtune.data._files import save_npz
+from auxtune.data._files import cached_arrays
 from auxtune.data.synthetic import (
     SHAPES,
     SIZE,
@@ -220,13 +220,4 @@ def load_photo_shapes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`make_photo_shapes`, cached as ``.npz`` under the embedded data's cache directory."""
     name = f"photo_shapes-v{GENERATOR_VERSION}-{photo_digest()[:12]}-seed{seed}-n{num}.npz"
-    path = cache_dir(data_dir) / name
-    if path.is_file():
-        try:
-            with np.load(path) as cached:
-                return cached["images"], cached["labels"]
-        except (OSError, KeyError, ValueError):
-            pass  # an unreadable cache entry is regenerated and replaced
-    images, labels = make_photo_shapes(num, seed)
-    save_npz(path, images=images, labels=labels)
-    return images, labels
+    return cached_arrays(cache_dir(data_dir) / name, lambda: make_photo_shapes(num, seed))

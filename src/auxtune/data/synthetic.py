@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auxtune.data._files import save_npz
+from auxtune.data._files import cached_arrays
 
 #: Bump when the drawing changes: cached files are keyed by it, so stale caches are never read.
 GENERATOR_VERSION = 4
@@ -308,12 +308,4 @@ def load_synthetic(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`make_synthetic`, cached as ``.npz`` under :func:`cache_dir` (written atomically)."""
     path = cache_dir(data_dir) / f"synthetic-v{GENERATOR_VERSION}-seed{seed}-n{num}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as cached:
-                return cached["images"], cached["labels"]
-        except (OSError, KeyError, ValueError):
-            pass  # an unreadable cache entry is regenerated and replaced
-    images, labels = make_synthetic(num, seed)
-    save_npz(path, images=images, labels=labels)
-    return images, labels
+    return cached_arrays(path, lambda: make_synthetic(num, seed))
