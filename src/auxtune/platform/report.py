@@ -191,12 +191,21 @@ def _protocol_text(protocol: str) -> str:
 
 
 def _data_text(data: dict[str, Any]) -> str:
+    fraction = data.get("labeled_fraction", 1.0)
+    labels = (
+        f"; the main loss sees {fraction:g} of the training labels (the tasks every image)"
+        if fraction < 1
+        else ""
+    )
     if data["dataset"] in EMBEDDED_DATASETS:
         return (
             f"embedded {data['dataset']} images, {data['num_train']} train / {data['num_val']} val / "
-            f"{data['holdout']} holdout / {data['num_test']} test (seed {data['seed']})"
+            f"{data['holdout']} holdout / {data['num_test']} test (seed {data['seed']}){labels}"
         )
-    return f"{data.get('data_dir')}, {data['num_val']} val and {data['holdout']} holdout images kept out"
+    return (
+        f"{data.get('data_dir')}, {data['num_val']} val and {data['holdout']} holdout images kept "
+        f"out{labels}"
+    )
 
 
 # ------------------------------------------------------------------------------ results.json
