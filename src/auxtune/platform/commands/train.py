@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(
             f"training WRN-{cfg.model.depth}-{cfg.model.widen_factor} on {splits.name} "
-            f"({len(splits.train.labels)} images, {cfg.optim.epochs} epochs, tasks "
+            f"({_images_text(splits.train.labels)}, {cfg.optim.epochs} epochs, tasks "
             f"{list(cfg.tasks.names)}, weighting {describe_weighting(trainer.weighting)}) "
             f"on {trainer.device}"
         )
@@ -199,3 +199,11 @@ def format_metrics(metrics: dict[str, float]) -> str:
     parts.append(f"lr={metrics['lr']:.3g}")
     parts.append(f"{metrics['images_per_s']:.0f} img/s")
     return "  ".join(parts)
+
+
+def _images_text(labels: Any) -> str:
+    """'1500 images', or with few labels '1500 images, 75 of them labelled'."""
+    labelled = int((labels >= 0).sum())
+    if labelled == len(labels):
+        return f"{len(labels)} images"
+    return f"{len(labels)} images, {labelled} of them labelled"
