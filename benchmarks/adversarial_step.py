@@ -128,9 +128,9 @@ def main() -> None:
     }
     for trainer in trainers.values():  # one initialisation for all three
         trainer.model.load_state_dict(trainers["clean"].model.state_dict())
-    steps: dict[str, Callable[[], Any]] = {
-        name: functools.partial(t._step, *[torch.arange(len(t.images), device=t.device)] * 2)
-        for name, t in trainers.items()
+    every = {name: torch.arange(len(t.images), device=t.device) for name, t in trainers.items()}
+    steps: dict[str, Callable[[], Any]] = {  # the whole set is one batch, main and tasks alike
+        name: functools.partial(t._step, every[name], every[name]) for name, t in trainers.items()
     }
     train = interleaved(steps, device, args.rounds, args.warmup)
 

@@ -169,11 +169,12 @@ class Trainer:
 
     def _step(self, index: torch.Tensor, main: torch.Tensor) -> dict[str, Any]:
         """One update: the tasks see the images of ``index``, the main loss those of ``main``
-        (the same batch unless only some images are labelled)."""
-        x = self._input(index)
+        (the same batch unless only some images are labelled; then a run without active tasks,
+        the baseline, prepares no task batch)."""
+        x = self._input(main)
         task_x = None
-        if main is not index:
-            x, task_x = self._input(main), x
+        if main is not index and self.weighting.active_tasks():
+            task_x = self._input(index)
         labels, trusted = self.labels[main], self.trusted[main]
         ctx = StepContext(
             self.model,
